@@ -1,0 +1,26 @@
+"""Helpers shared by the family lowerings."""
+from __future__ import annotations
+
+from ..ops import Op, out_len
+
+
+def conv2d(shape, cout, kernel, stride, wbits, abits, stage) -> Op:
+    c, h, w = shape
+    return Op("conv2d", shape, (cout, out_len(h, kernel, stride), out_len(w, kernel, stride)),
+              kernel, stride, wbits=wbits, abits=abits, stage=stage)
+
+
+def classifier(shape, classes, wbits, abits) -> tuple[Op, Op]:
+    """Global average pooling then a fully connected layer (kept at 8-bit weights when quantised)."""
+    gap = Op("gap", shape, (shape[0],), wbits=wbits, abits=abits, stage="head")
+    fc = Op("linear", (shape[0],), (classes,), wbits=wbits, abits=abits, stage="head")
+    return gap, fc
+
+
+def data_dim(data, index, default):
+    """A dimension of the data's sample shape, or the space's default when there is no data."""
+    return default if data is None else data.shape[index]
+
+
+# (stage weight bits, stem/head weight bits, activation bits) of the three precisions
+PRECISION_BITS = ((32, 32, 32), (8, 8, 8), (4, 8, 8))

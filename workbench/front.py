@@ -1,0 +1,113 @@
+"""Pareto fronts from a study's stored trials, for any device profile, without retraining.
+
+Each completed trial stores its architecture and its trained accuracy; predictions for a device are
+read from the trial (stored at search time for every shipped profile) or recomputed from the
+architecture (microseconds), so a front can be drawn for a profile added after the search.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import optuna
+
+from .arch import Architecture
+from .cost import estimate
+from .profiles import DeviceProfile
+
+# objective name → (prediction field or None for accuracy, direction, label)
+OBJECTIVES = {
+    "accuracy": (None, "maximize", "accuracy"),
+    "latency": ("latency_ms", "minimize", "latency ms"),
+    "sram": ("peak_sram_bytes", "minimize", "peak SRAM KB"),
+    "flash": ("flash_bytes", "minimize", "flash KB"),
+}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    arch: Architecture
+    accuracy: float | None  # None: rejected before training
+    predictions: dict[str, dict]
+    rejected: tuple[str, ...]
+    train_seconds: float | None
+
+    def prediction(self, profile: DeviceProfile) -> dict:
+        pred = self.predictions.get(profile.name)
+        return pred if pred is not None else estimate(self.arch, profile).to_dict()
+
+    def feasible_on(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> bool:
+        pred = self.prediction(profile)
+        return (pred["supported"] and pred["peak_sram_bytes"] <= profile.sram_budget_bytes
+                and pred["flash_bytes"] <= profile.flash_budget_bytes
+                and (latency_budget_ms is None or pred["latency_ms"] <= latency_budget_ms))
+
+    def value(self, objective: str, profile: DeviceProfile) -> float:
+        field = OBJECTIVES[objective][0]
+        return self.accuracy if field is None else self.prediction(profile)[field]
+
+
+def load_records(study: optuna.Study) -> list[TrialRecord]:
+    """Completed trials that carry a workbench architecture."""
+    records = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if "arch" not in t.user_attrs:
+            continue
+        records.append(TrialRecord(t.number, Architecture.from_dict(t.user_attrs["arch"]),
+                                   t.user_attrs.get("accuracy"), t.user_attrs.get("predictions", {}),
+                                   tuple(t.user_attrs.get("rejected", ())), t.user_attrs.get("train_seconds")))
+    return records
+
+
+def pareto_front(records: Sequence[TrialRecord], profile: DeviceProfile,
+                 objectives: Sequence[str] = ("accuracy", "latency"),
+                 latency_budget_ms: float | None = None) -> list[TrialRecord]:
+    """Non-dominated trained trials that fit ``profile``, sorted by their first minimised objective."""
+    candidates = [r for r in records if r.accuracy is not None and r.feasible_on(profile, latency_budget_ms)]
+    points = [_as_minimised(r, objectives, profile) for r in candidates]
+    front = [r for r, p in zip(candidates, points)
+             if not any(_dominates(q, p) for q in points if q is not p)]
+    second = objectives[1] if len(objectives) > 1 else objectives[0]
+    return sorted(front, key=lambda r: (r.value(second, profile), r.number))
+
+
+def _as_minimised(record: TrialRecord, objectives, profile) -> tuple[float, ...]:
+    return tuple(-record.value(o, profile) if OBJECTIVES[o][1] == "maximize" else record.value(o, profile)
+                 for o in objectives)
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
+    """Area dominated by (maximise x, minimise y) points up to ``reference`` = (min x, max y)."""
+    ref_x, ref_y = reference
+    pts = sorted((x, y) for x, y in points if x > ref_x and y < ref_y)
+    area, best_y = 0.0, ref_y
+    for x, y in reversed(pts):  # from the most accurate down
+        if y < best_y:
+            area += (x - ref_x) * (best_y - y)
+            best_y = y
+    return area
+
+
+def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dict]:
+    """One plain dict per front trial: what tables, CSV and JSON output print."""
+    rows = []
+    for r in front:
+        pred = r.prediction(profile)
+        rows.append({
+            "trial": r.number,
+            "accuracy": round(r.accuracy, 4),
+            "latency_ms": round(pred["latency_ms"], 4),
+            "peak_sram_kb": round(pred["peak_sram_bytes"] / 1024, 1),
+            "flash_kb": round(pred["flash_bytes"] / 1024, 1),
+            "macs": pred["macs"],
+            "params": pred["params"],
+            "interpolated_ops": pred["interpolated_ops"],
+            "precision": r.arch.precision,
+            "architecture": r.arch.summary(),
+        })
+    return rows

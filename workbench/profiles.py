@@ -1,0 +1,254 @@
+"""Device profiles and their latency lookup tables (LUTs), stored as data in ``hw_profiles/<name>/``.
+
+``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what the
+runtime reserves, supported precisions, per-layer flash overhead); ``lut.csv`` holds one row per
+fused-op configuration: its key (see :attr:`workbench.ops.Op.key`), features used for
+interpolation (MACs, bytes moved), latency mean/std/count in milliseconds, and where the number
+came from (``measured``, ``modeled`` or ``imported``) with a reference.
+
+Ops missing from a LUT are scored by a per-(op kind, precision) linear model fitted on the LUT's own
+entries (latency ~ a·MACs + b·bytes + c, non-negative least squares), falling back to one fit per
+precision; the estimate counts how many ops were interpolated.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WorkbenchError
+from .ops import OP_KINDS, PRECISIONS, Op
+from .yamlio import Fields, check_number, load_yaml_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = ROOT / "hw_profiles"
+
+DEVICE_CLASSES = ("mcu", "cpu", "accelerator")
+SOURCES = ("measured", "modeled", "imported")
+LUT_COLUMNS = ("key", "kind", "prec", "macs", "bytes", "mean_ms", "std_ms", "count", "source", "reference")
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    key: str
+    kind: str
+    prec: str
+    macs: int
+    bytes: int
+    mean_ms: float
+    std_ms: float
+    count: int
+    source: str
+    reference: str
+
+
+@dataclass
+class LatencyLUT:
+    """Op key → latency, plus the fitted interpolation model for keys it lacks."""
+
+    path: str
+    entries: dict[str, LutEntry]
+    mean_ms: dict[str, float] = field(init=False)
+
+    def __post_init__(self):
+        self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
+
+    @cached_property
+    def _fits(self) -> dict[tuple[str, str], np.ndarray]:
+        """Coefficients (per MAC, per byte, constant) per (kind, precision) and per precision ('*')."""
+        groups: dict[tuple[str, str], list[LutEntry]] = {}
+        for e in self.entries.values():
+            groups.setdefault((e.kind, e.prec), []).append(e)
+            groups.setdefault(("*", e.prec), []).append(e)
+        return {g: _nnls_fit(rows) for g, rows in groups.items() if len(rows) >= 3}
+
+    def predict(self, op: Op) -> float:
+        """Interpolated latency (ms) of an op the table lacks."""
+        coef = self._fits.get((op.kind, op.precision))
+        if coef is None:
+            coef = self._fits.get(("*", op.precision))
+        if coef is None:
+            raise WorkbenchError(f"no {op.precision} entries to interpolate {op.key}", where=self.path)
+        return float(coef[0] * op.macs + coef[1] * op.io_bytes + coef[2])
+
+    def precisions(self) -> set[str]:
+        return {e.prec for e in self.entries.values()}
+
+
+def _nnls_fit(rows: list[LutEntry]) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    a = np.array([[r.macs / 1e6, r.bytes / 1e6, 1.0] for r in rows])
+    b = np.array([r.mean_ms for r in rows])
+    coef, _ = nnls(a, b)
+    return coef * np.array([1e-6, 1e-6, 1.0])
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    path: str
+    description: str
+    device_class: str
+    runtime: str
+    clock_mhz: float
+    sram_bytes: int
+    flash_bytes: int
+    reserved_sram_bytes: int
+    reserved_flash_bytes: int
+    per_layer_flash_bytes: int
+    precisions: tuple[str, ...]
+    lut: LatencyLUT
+
+    @property
+    def sram_budget_bytes(self) -> int:
+        """SRAM left for activations once the runtime (arena overhead, stack) takes its share."""
+        return self.sram_bytes - self.reserved_sram_bytes
+
+    @property
+    def flash_budget_bytes(self) -> int:
+        """Flash left for the model once the runtime's code is in."""
+        return self.flash_bytes - self.reserved_flash_bytes
+
+    def one_line(self) -> str:
+        sources = sorted({e.source for e in self.lut.entries.values()})
+        return (f"{self.name:<12} {self.device_class:<4} {self.runtime:<28} {self.clock_mhz:>6g} MHz  "
+                f"SRAM {_size(self.sram_bytes):>7}  flash {_size(self.flash_bytes):>7}  "
+                f"{'/'.join(self.precisions):<15} LUT {len(self.lut.entries)} ops ({'/'.join(sources)})")
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:g} {unit}"
+    return f"{n_bytes / 1024:g} KB"
+
+
+def list_profiles() -> list[Path]:
+    return sorted(p.parent for p in PROFILES_DIR.glob("*/profile.yaml"))
+
+
+_CACHE: dict[str, DeviceProfile] = {}
+
+
+def load_profile(name_or_path: str | Path) -> DeviceProfile:
+    """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "profile.yaml"
+    elif path.suffix not in (".yaml", ".yml"):
+        path = PROFILES_DIR / str(name_or_path) / "profile.yaml"
+        if not path.is_file():
+            known = ", ".join(p.name for p in list_profiles())
+            raise WorkbenchError(f"unknown device {str(name_or_path)!r} (shipped: {known}; or give a profile directory)")
+    key = str(path.resolve())
+    if key not in _CACHE:
+        _CACHE[key] = parse_profile(load_yaml_mapping(path), path)
+    return _CACHE[key]
+
+
+def all_profiles() -> list[DeviceProfile]:
+    return [load_profile(p) for p in list_profiles()]
+
+
+def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DeviceProfile:
+    """Validate a profile.yaml; ``with_lut=False`` skips the LUT (used when generating it)."""
+    f = Fields(data, str(path))
+    name = f.str("name")
+    description = f.str("description") if f.has("description") else ""
+    device_class = f.str("device_class", choices=DEVICE_CLASSES)
+    runtime = f.str("runtime")
+    clock = f.number("clock_mhz", minimum=0, maximum=100000, exclusive_min=True)
+    sram = int(f.number("sram_kb", minimum=0, maximum=1e9, exclusive_min=True) * 1024)
+    flash = int(f.number("flash_kb", minimum=0, maximum=1e9, exclusive_min=True) * 1024)
+    res_sram = int(f.number("reserved_sram_kb", 0, maximum=1e9) * 1024)
+    res_flash = int(f.number("reserved_flash_kb", 0, maximum=1e9) * 1024)
+    if res_sram >= sram:
+        raise f.error("must be smaller than sram_kb", "reserved_sram_kb")
+    if res_flash >= flash:
+        raise f.error("must be smaller than flash_kb", "reserved_flash_kb")
+    per_layer = int(f.number("per_layer_flash_bytes", 0, maximum=1e6, integer=True))
+    precisions = f.str_choices("precisions", PRECISIONS)
+    lut_name = f.str("lut", "lut.csv")
+    f.raw("latency_model", None)  # documented constants of a modeled LUT, read by workbench.latency_model
+    f.reject_unknown()
+    if not with_lut:
+        return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
+                             res_flash, per_layer, precisions, LatencyLUT(str(path.parent / lut_name), {}))
+    lut = load_lut(path.parent / lut_name)
+    missing = set(precisions) - lut.precisions()
+    if missing:
+        raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))
+    return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
+                         res_flash, per_layer, precisions, lut)
+
+
+def load_lut(path: Path) -> LatencyLUT:
+    if not path.is_file():
+        raise WorkbenchError("LUT file not found", where=str(path))
+    entries: dict[str, LutEntry] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or tuple(reader.fieldnames) != LUT_COLUMNS:
+                raise WorkbenchError(f"header must be {','.join(LUT_COLUMNS)}, got {reader.fieldnames}", where=str(path))
+            for line, row in enumerate(reader, start=2):
+                entry = _parse_lut_row(row, f"{path}:{line}")
+                if entry.key in entries:
+                    raise WorkbenchError(f"key: duplicate entry {entry.key}", where=f"{path}:{line}")
+                entries[entry.key] = entry
+    except UnicodeDecodeError as exc:
+        raise WorkbenchError(f"not UTF-8 text ({exc.reason})", where=str(path))
+    except csv.Error as exc:
+        raise WorkbenchError(f"malformed CSV: {exc}", where=str(path))
+    if not entries:
+        raise WorkbenchError("LUT has no entries", where=str(path))
+    return LatencyLUT(str(path), entries)
+
+
+def _parse_lut_row(row: dict, where: str) -> LutEntry:
+    if None in row or any(v is None for v in row.values()):
+        raise WorkbenchError("wrong number of columns", where=where)
+
+    def num(col, integer=False, minimum=0.0, exclusive_min=False):
+        text = row[col]
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise WorkbenchError(f"{col}: expected {'an integer' if integer else 'a number'}, got {text!r}", where=where)
+        return check_number(value, col, where, minimum=minimum, maximum=1e15, integer=integer,
+                            exclusive_min=exclusive_min)
+
+    kind, prec, source = row["kind"], row["prec"], row["source"]
+    if kind not in OP_KINDS:
+        raise WorkbenchError(f"kind: unknown op {kind!r} (known: {', '.join(OP_KINDS)})", where=where)
+    if prec not in PRECISIONS:
+        raise WorkbenchError(f"prec: unknown precision {prec!r} (known: {', '.join(PRECISIONS)})", where=where)
+    if source not in SOURCES:
+        raise WorkbenchError(f"source: {source!r} is not one of {', '.join(SOURCES)}", where=where)
+    key = row["key"]
+    if not key.startswith(kind + "-") or not key.endswith(f"-prec:{prec}"):
+        raise WorkbenchError(f"key: {key!r} does not match kind {kind!r} and prec {prec!r}", where=where)
+    if not row["reference"].strip():
+        raise WorkbenchError("reference: empty (say where the number comes from)", where=where)
+    return LutEntry(key, kind, prec, int(num("macs", True)), int(num("bytes", True)),
+                    num("mean_ms", minimum=0.0, exclusive_min=True), num("std_ms"), int(num("count", True, 1)),
+                    source, row["reference"])
+
+
+def write_lut(path: Path, rows: list[LutEntry]) -> None:
+    """Write a LUT sorted by key, so re-profiling gives a readable diff."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(LUT_COLUMNS)
+        for e in sorted(rows, key=lambda e: e.key):
+            writer.writerow([e.key, e.kind, e.prec, e.macs, e.bytes, f"{e.mean_ms:.6g}", f"{e.std_ms:.4g}", e.count,
+                             e.source, e.reference])
+
+
+def entry_for(op: Op, mean_ms: float, std_ms: float, count: int, source: str, reference: str) -> LutEntry:
+    return LutEntry(op.key, op.kind, op.precision, op.macs, op.io_bytes, mean_ms, std_ms, count, source, reference)

@@ -1,0 +1,162 @@
+"""Search spaces: YAML files in ``search_spaces/`` loaded into validated objects that sample architectures.
+
+A space names a model *family* (a registered lowering: ``mbconv``, ``dscnn``, ``cnn1d``), the
+family's choices, and a quantisation policy part. Sampling goes through a :class:`Suggester`, so an
+Optuna trial and a seeded RNG produce the same kind of :class:`~workbench.arch.Architecture`.
+Adding a space means writing YAML only.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from .arch import Architecture
+from .errors import WorkbenchError
+from .families import FAMILIES, get_family
+from .yamlio import Fields, load_yaml_mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACES_DIR = ROOT / "search_spaces"
+
+
+class Suggester(Protocol):
+    def choose(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+class TrialSuggester:
+    """Samples through an Optuna trial (``suggest_categorical``); single choices are fixed, not suggested."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def choose(self, name, choices):
+        return choices[0] if len(choices) == 1 else self.trial.suggest_categorical(name, list(choices))
+
+
+class RandomSuggester:
+    """Samples uniformly with a seeded RNG (benchmarks, LUT coverage, tests)."""
+
+    def __init__(self, seed: int | random.Random = 0):
+        self.rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+
+    def choose(self, name, choices):
+        return choices[0] if len(choices) == 1 else self.rng.choice(list(choices))
+
+
+class RecordingSuggester:
+    """Wraps another suggester and keeps every (name → value) it returned, in order."""
+
+    def __init__(self, inner: Suggester):
+        self.inner = inner
+        self.values: dict[str, Any] = {}
+
+    def choose(self, name, choices):
+        value = self.inner.choose(name, choices)
+        self.values[name] = value
+        return value
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    precisions: tuple[str, ...]
+    modes: tuple[str, ...]
+    weight_bits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What the training data dictates: sample shape (channel first) and number of classes."""
+
+    shape: tuple[int, ...]
+    classes: int
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    path: str
+    description: str
+    family: str
+    dataset: str
+    spec: Any
+    quant: QuantSpec
+
+    def sample(self, suggester: Suggester, *, precisions: Sequence[str] | None = None,
+               data: DataShape | None = None) -> Architecture:
+        """Draw one architecture. ``precisions`` are those the target device runs (None: all)."""
+        rec = RecordingSuggester(suggester)
+        family = get_family(self.family)
+        input_shape, classes, stages = family.sample(self.spec, rec, data)
+        self._sample_policy(rec, stages, precisions)
+        return Architecture.create(self.name, self.family, input_shape, classes, rec.values)
+
+    def _sample_policy(self, rec: RecordingSuggester, stages: Sequence[str], precisions) -> None:
+        allowed = [p for p in self.quant.precisions if precisions is None or p in precisions]
+        if not allowed:
+            raise WorkbenchError(f"space {self.name!r} allows precisions {list(self.quant.precisions)}, "
+                                 f"none of which the device runs ({list(precisions)})")
+        if rec.choose("precision", allowed) == "fp32":
+            return
+        rec.choose("quant_mode", self.quant.modes)
+        bits = [b for b in self.quant.weight_bits
+                if precisions is None or (b == 8 and "int8" in precisions) or (b == 4 and "w4a8" in precisions)]
+        for stage in stages:
+            rec.choose(f"{stage}_wbits", bits)
+
+    def random_archs(self, n: int, seed: int = 0, **kwargs) -> list[Architecture]:
+        rng = random.Random(seed)
+        return [self.sample(RandomSuggester(rng), **kwargs) for _ in range(n)]
+
+
+def list_spaces() -> list[Path]:
+    return sorted(SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """Load a shipped space by name (``vision``) or any YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(p.stem for p in list_spaces())
+            raise WorkbenchError(f"unknown search space {str(name_or_path)!r} (shipped: {known}; or give a .yaml path)")
+    return parse_space(load_yaml_mapping(path), str(path))
+
+
+def parse_space(data: dict, file: str) -> SearchSpace:
+    f = Fields(data, file)
+    name = f.str("name")
+    family_name = f.str("family", choices=tuple(FAMILIES))
+    description = f.str("description") if f.has("description") else ""
+    dataset = f.str("dataset") if f.has("dataset") else ""
+    spec = get_family(family_name).parse(f)
+    quant = _parse_quant(f.sub("quantization", {"precision": ["fp32"]}))
+    f.reject_unknown()
+    return SearchSpace(name, file, description, family_name, dataset, spec, quant)
+
+
+def _parse_quant(q: Fields) -> QuantSpec:
+    precisions = q.str_choices("precision", ("fp32", "int8"))
+    modes = q.str_choices("mode", ("ptq", "qat"), ["ptq"])
+    bits = q.int_choices("weight_bits", [8], minimum=4, maximum=8)
+    for b in bits:
+        if b not in (4, 8):
+            raise q.error(f"{b} is not a supported weight bit width (4 or 8)", "weight_bits")
+    q.reject_unknown()
+    return QuantSpec(precisions, modes, bits)
+
+
+def enumerate_ops(spaces: Sequence[SearchSpace], precisions: Sequence[str]) -> list:
+    """Every distinct fused op (by LUT key) the given spaces can produce at the given precisions."""
+    by_key = {}
+    for space in spaces:
+        for op in get_family(space.family).enumerate_ops(space.spec):
+            if op.precision in precisions:
+                by_key.setdefault(op.key, op)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def all_spaces() -> list[SearchSpace]:
+    return [load_space(p) for p in list_spaces()]
