@@ -26,7 +26,7 @@ class Architecture:
 
     @classmethod
     def create(cls, space: str, family: str, input_shape, classes: int, choices: dict) -> "Architecture":
-        return cls(space, family, tuple(int(s) for s in input_shape), int(classes), tuple(choices.items()))
+        return cls(space, family, tuple(int(s) for s in input_shape), int(classes), tuple(sorted(choices.items())))
 
     @cached_property
     def choice(self) -> dict[str, Any]:

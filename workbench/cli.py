@@ -18,6 +18,9 @@ QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trial
 
 
 def main(argv: list[str] | None = None) -> int:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -156,7 +159,7 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         return out.getvalue().rstrip("\n")
     columns = ["trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs", "precision", "architecture"]
     headers = ["trial", "accuracy", "latency ms", "SRAM KB", "flash KB", "MACs", "prec", "architecture"]
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) if i == len(headers) - 1 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for c in cells:
@@ -164,12 +167,12 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}" if value < 1 else f"{value:.2f}"
-    if isinstance(value, int) and value >= 10000:
-        return f"{value:,}"
-    return str(value)
+_CELL_FORMATS = {"accuracy": "{:.4f}", "latency_ms": "{:.3f}", "peak_sram_kb": "{:.1f}", "flash_kb": "{:.1f}",
+                 "macs": "{:,}"}
+
+
+def _cell(column: str, value) -> str:
+    return _CELL_FORMATS.get(column, "{}").format(value)
 
 
 def cmd_spaces(args) -> int:

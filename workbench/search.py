@@ -209,8 +209,9 @@ class Search:
             listener(outcome)
 
 
-def print_progress(outcome: TrialOutcome, stream=sys.stderr) -> None:
+def print_progress(outcome: TrialOutcome, stream=None) -> None:
     """The CLI's live line: one line per finished trial."""
+    stream = stream or sys.stderr
     head = f"[{outcome.done:>3}/{outcome.total}] trial {outcome.number:>3}"
     costs = f"lat {outcome.latency_ms:8.3f} ms  sram {outcome.peak_sram_kb:7.1f} KB  flash {outcome.flash_kb:7.1f} KB"
     if outcome.rejected:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..ops import Op, out_len
 from . import Family, register
-from .common import PRECISION_BITS, classifier, data_dim
+from .common import PRECISION_BITS, require_odd, classifier, data_dim
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class CNN1DFamily(Family):
         spec = CNN1DSpec(channels, length, classes, blocks.int_choices("count", maximum=16),
                          blocks.int_choices("width", maximum=2048), blocks.int_choices("kernel", maximum=31),
                          blocks.int_choices("pool", [1], maximum=8), blocks.str_choices("pool_type", ("max", "avg"), ["max"]))
-        for k in spec.kernel:
-            if k % 2 == 0:
-                raise blocks.error(f"kernel {k} must be odd (same padding)", "kernel")
+        require_odd(blocks, "kernel", spec.kernel)
         blocks.reject_unknown()
         return spec
 

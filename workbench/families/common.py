@@ -24,3 +24,10 @@ def data_dim(data, index, default):
 
 # (stage weight bits, stem/head weight bits, activation bits) of the three precisions
 PRECISION_BITS = ((32, 32, 32), (8, 8, 8), (4, 8, 8))
+
+
+def require_odd(fields, key, kernels) -> None:
+    """'Same' padding needs odd kernels; say which field holds an even one."""
+    for k in kernels:
+        if k % 2 == 0:
+            raise fields.error(f"kernel {k} must be odd (same padding)", key)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..ops import Op, out_len
 from . import Family, register
-from .common import PRECISION_BITS, classifier, conv2d, data_dim
+from .common import PRECISION_BITS, require_odd, classifier, conv2d, data_dim
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,8 @@ class DSCNNFamily(Family):
         spec = DSCNNSpec(frames, features, classes, *stem_spec, blocks.int_choices("count", maximum=16),
                          blocks.int_choices("width", maximum=2048), blocks.int_choices("kernel", maximum=11),
                          blocks.int_choices("stride", 1, maximum=4))
-        for k in spec.kernel + spec.stem_kernel:
-            if k % 2 == 0:
-                raise blocks.error(f"kernel {k} must be odd (same padding)", "kernel")
+        require_odd(stem, "kernel", spec.stem_kernel)
+        require_odd(blocks, "kernel", spec.kernel)
         blocks.reject_unknown()
         return spec
 

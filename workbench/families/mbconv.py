@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..ops import Op, out_len
 from ..yamlio import Fields
 from . import Family, register
-from .common import PRECISION_BITS, classifier, conv2d, data_dim
+from .common import PRECISION_BITS, classifier, conv2d, data_dim, require_odd as _require_odd
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class MBConvFamily(Family):
         stem = f.sub("stem")
         stem_spec = (stem.int_choices("width", maximum=1024), stem.int_choices("kernel", 3, maximum=11),
                      stem.int_choices("stride", 2, maximum=4))
+        _require_odd(stem, "kernel", stem_spec[1])
         stem.reject_unknown()
         raw_stages = f.raw("stages")
         if not isinstance(raw_stages, list) or not raw_stages:
@@ -58,9 +59,7 @@ class MBConvFamily(Family):
         spec = StageSpec(s.int_choices("depth", maximum=12), s.int_choices("width", maximum=2048),
                          s.int_choices("kernel", maximum=11), s.int_choices("expand", 1, maximum=12),
                          s.int_choices("stride", 1, maximum=4))
-        for k in spec.kernel:
-            if k % 2 == 0:
-                raise s.error(f"kernel {k} must be odd (same padding)", "kernel")
+        _require_odd(s, "kernel", spec.kernel)
         s.reject_unknown()
         return spec
 
