@@ -1,0 +1,94 @@
+"""How well does the host-cpu LUT predict whole-model latency?
+
+For ``--n`` random architectures per shipped space (precisions fp32 and int8, fixed seed), compare
+``cost.estimate(arch, host-cpu).latency_ms`` (sum of per-op LUT entries) with the end-to-end latency
+of the whole architecture as one onnxruntime graph (``profiler.arch_graph``, quantised to QDQ int8
+with uint8 I/O for int8 archs), timed with exactly the profiler's session settings.
+
+Two predictions are scored: the plain LUT sum (what ``cost.estimate`` returns today), and the LUT
+sum plus the per-inference ``session.run`` overhead from the profile's ``calibration.json`` (a
+model pays it once; the profiler removes the one-op-graph overhead from every entry).
+
+    python benchmarks/bench_fidelity.py [--n 100] [--seed 0] [--profile host-cpu] [--repeats 300]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workbench import profiler  # noqa: E402
+from workbench.cost import estimate  # noqa: E402
+from workbench.profiles import load_profile  # noqa: E402
+from workbench.space import all_spaces  # noqa: E402
+
+
+def measure_space(space, profile, n, seed, warmup, repeats):
+    """(predicted ms, measured ms, precision) for n random archs of one space."""
+    rows = []
+    for arch in space.random_archs(n, seed=seed, precisions=list(profile.precisions)):
+        pred = estimate(arch, profile).latency_ms
+        meas = profiler.measure(profiler.deployed_graph(arch), None, warmup, repeats)[0]
+        rows.append((pred, meas, arch.precision))
+    return rows
+
+
+def scores(pred: np.ndarray, meas: np.ndarray) -> tuple[float, float, float]:
+    """(share within ±10 %, median |% error|, Kendall τ)."""
+    err = (pred - meas) / meas
+    tau = kendalltau(pred, meas).statistic if len(pred) > 1 else float("nan")
+    return float(np.mean(np.abs(err) <= 0.10)), float(np.median(np.abs(err)) * 100), float(tau)
+
+
+def print_table(groups: dict[str, list], overhead_ms: float) -> None:
+    head = f"{'group':<18}{'n':>5}{'meas med ms':>13} | {'LUT sum: ±10%':>14}{'med|err|%':>10}{'tau':>7} | " \
+           f"{'+overhead: ±10%':>16}{'med|err|%':>10}{'tau':>7}"
+    print(head)
+    print("-" * len(head))
+    for name, rows in groups.items():
+        pred = np.array([r[0] for r in rows])
+        meas = np.array([r[1] for r in rows])
+        a, b = scores(pred, meas), scores(pred + overhead_ms, meas)
+        print(f"{name:<18}{len(rows):>5}{np.median(meas):>13.4f} | {a[0]:>14.0%}{a[1]:>10.1f}{a[2]:>7.3f} | "
+              f"{b[0]:>16.0%}{b[1]:>10.1f}{b[2]:>7.3f}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100, help="architectures per space")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", default="host-cpu")
+    ap.add_argument("--warmup", type=int, default=profiler.DEFAULT_WARMUP)
+    ap.add_argument("--repeats", type=int, default=300, help="timed runs per architecture")
+    args = ap.parse_args(argv)
+
+    profile = load_profile(args.profile)
+    t0 = time.perf_counter()
+    cal = profiler.load_calibration(Path(profile.path).parent)
+    overhead = cal.per_inference_ms if cal else profiler.run_overhead_ms(args.warmup, args.repeats)
+    groups: dict[str, list] = {}
+    for space in all_spaces():
+        rows = measure_space(space, profile, args.n, args.seed, args.warmup, args.repeats)
+        groups[space.name] = rows
+        for prec in profile.precisions:
+            sub = [r for r in rows if r[2] == prec]
+            if sub:
+                groups[f"  {space.name}/{prec}"] = sub
+        print(f"[{space.name}: {len(rows)} archs measured, {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
+    groups["overall"] = [r for name, rows in groups.items() if not name.startswith(" ") for r in rows]
+    print(f"LUT fidelity: {profile.name} ({len(profile.lut.entries)} LUT entries) vs end-to-end onnxruntime, "
+          f"{args.n} archs/space, seed {args.seed}, warmup {args.warmup}, repeats {args.repeats}, "
+          f"fastest {profiler.KEEP_FASTEST:.0%} kept; per-inference overhead {overhead * 1e3:.2f} us "
+          f"({'calibration.json' if cal else 'measured now'})")
+    print_table(groups, overhead)
+    print(f"total {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
