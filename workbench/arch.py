@@ -33,10 +33,15 @@ class Architecture:
         return dict(self.choices)
 
     @cached_property
-    def ops(self) -> tuple[Op, ...]:
+    def segments(self) -> tuple:
+        """The op schedule in memoised segments (stem, stages, head): what lowering returns."""
         from .families import get_family
 
         return get_family(self.family).lower(self)
+
+    @cached_property
+    def ops(self) -> tuple[Op, ...]:
+        return tuple(op for seg in self.segments for op in seg.ops)
 
     # ---- quantisation policy (part of the choices) ----
     @property
@@ -65,29 +70,29 @@ class Architecture:
                 "activation_bits": self.activation_bits}
 
     # ---- totals over the op schedule (device independent) ----
-    @cached_property
+    @property
     def macs(self) -> int:
-        return sum(op.macs for op in self.ops)
+        return sum(seg.macs for seg in self.segments)
 
-    @cached_property
+    @property
     def n_params(self) -> int:
-        return sum(op.params for op in self.ops)
+        return sum(seg.params for seg in self.segments)
 
-    @cached_property
+    @property
     def weight_bytes(self) -> int:
-        return sum(op.weight_bytes for op in self.ops)
+        return sum(seg.weight_bytes for seg in self.segments)
 
-    @cached_property
+    @property
     def peak_sram_bytes(self) -> int:
-        return max(op.peak_bytes for op in self.ops)
+        return max(seg.peak_bytes for seg in self.segments)
 
-    @cached_property
+    @property
     def n_layers(self) -> int:
-        return sum(len(op.layers) for op in self.ops)
+        return sum(seg.n_layers for seg in self.segments)
 
-    @cached_property
+    @property
     def op_keys(self) -> tuple[str, ...]:
-        return tuple(op.key for op in self.ops)
+        return tuple(key for seg in self.segments for key in seg.keys)
 
     # ---- serialisation ----
     def to_dict(self) -> dict[str, Any]:

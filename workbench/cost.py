@@ -3,7 +3,8 @@
 Pure arithmetic over the architecture's cached op schedule and the profile's LUT: no torch model is
 built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
 
-- latency: sum over fused ops of the LUT mean (ops missing from the LUT are interpolated and counted);
+- latency: the runtime's per-inference overhead plus the sum over fused ops of the LUT mean (ops missing
+  from the LUT are interpolated and counted), cached per memoised segment (stage) and LUT;
 - peak SRAM: the largest live activation set over the layer schedule (input + output + held residual
   of the worst layer, at the activation precision), MCUNet-style;
 - flash: weights at their bit widths + biases + per-channel quantisation parameters, plus the
@@ -11,14 +12,15 @@ built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from .arch import Architecture
 from .profiles import DeviceProfile
 
 
-@dataclass(frozen=True)
-class CostEstimate:
+class CostEstimate(NamedTuple):
+    """What a device would pay for an architecture (a NamedTuple: cheap to create on the hot path)."""
+
     device: str
     supported: bool  # the device runs the architecture's precisions
     latency_ms: float | None
@@ -38,22 +40,42 @@ class CostEstimate:
         return self.flash_bytes / 1024
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
 def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
-    ops = arch.ops
-    supported = all(op.precision in profile.precisions for op in ops)
-    latency, interpolated = (_latency(arch, profile) if supported else (None, 0))
-    flash = arch.weight_bytes + profile.per_layer_flash_bytes * arch.n_layers
-    return CostEstimate(profile.name, supported, latency, interpolated, len(ops), arch.peak_sram_bytes, flash,
-                        arch.macs, arch.n_params)
+    """Score ``arch`` on ``profile``: one pass over its memoised segments (the hot path of a search)."""
+    latency, interpolated, supported = 0.0, 0, True
+    macs = params = weight_bytes = n_layers = n_ops = peak = 0
+    cache = profile.lut.segment_cache
+    allowed = profile.precisions
+    for seg in arch.segments:
+        hit = cache.get(seg)
+        if hit is None:
+            hit = cache[seg] = _segment_latency(seg, profile)
+        latency += hit[0]
+        interpolated += hit[1]
+        supported = supported and seg.precisions.issubset(allowed)
+        macs += seg.macs
+        params += seg.params
+        weight_bytes += seg.weight_bytes
+        n_layers += seg.n_layers
+        n_ops += seg.n_ops
+        peak = max(peak, seg.peak_bytes)
+    flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
+    if not supported:
+        return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params)
+    return CostEstimate(profile.name, True, profile.per_inference_ms + latency, interpolated, n_ops, peak, flash,
+                        macs, params)
 
 
-def _latency(arch: Architecture, profile: DeviceProfile) -> tuple[float, int]:
+def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int]:
+    """Sum of the segment's LUT entries; ops the LUT lacks are interpolated (and counted)."""
+    if not seg.precisions.issubset(profile.precisions):
+        return 0.0, 0
     table = profile.lut.mean_ms
     total, interpolated = 0.0, 0
-    for op, key in zip(arch.ops, arch.op_keys):
+    for op, key in zip(seg.ops, seg.keys):
         ms = table.get(key)
         if ms is None:
             ms = profile.lut.predict(op)

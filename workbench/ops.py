@@ -190,3 +190,32 @@ _LAYER_SCHEDULES = {
     "gap": _gap_layers,
     "linear": _linear_layers,
 }
+
+
+class Segment:
+    """A run of consecutive ops (a stage, a stem, a head) with its totals computed once.
+
+    Families build segments through memoised functions, so every distinct stage configuration is one
+    shared object: lowering an architecture is a handful of cache hits, and the cost estimator caches
+    per-segment latency per LUT. Identity-hashed (segments are unique by construction).
+    """
+
+    __slots__ = ("ops", "keys", "macs", "params", "weight_bytes", "peak_bytes", "n_layers", "precisions", "n_ops")
+
+    def __init__(self, ops: tuple[Op, ...]):
+        self.ops = tuple(ops)
+        self.keys = tuple(op.key for op in self.ops)
+        self.macs = sum(op.macs for op in self.ops)
+        self.params = sum(op.params for op in self.ops)
+        self.weight_bytes = sum(op.weight_bytes for op in self.ops)
+        self.peak_bytes = max((op.peak_bytes for op in self.ops), default=0)
+        self.n_layers = sum(len(op.layers) for op in self.ops)
+        self.precisions = frozenset(op.precision for op in self.ops)
+        self.n_ops = len(self.ops)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.ops[-1].out_shape
+
+    def __repr__(self) -> str:
+        return f"Segment({', '.join(self.keys)})"

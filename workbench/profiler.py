@@ -459,8 +459,8 @@ per_layer_flash_bytes: 0   # ONNX node metadata is negligible next to the weight
 precisions: [{", ".join(precisions)}]
 lut: lut.csv
 # LUT entries are one-op graph times minus {cal.per_op_ms:.5f} ms (what a chained op does not pay);
-# a whole model also pays session.run's per-inference overhead once, {cal.per_inference_ms:.5f} ms,
-# which is not a profile field yet (calibration.json holds both).
+# a whole model also pays session.run's overhead once (measured, see calibration.json):
+per_inference_ms: {cal.per_inference_ms:.6f}
 """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile.yaml").write_text(text, encoding="utf-8")

@@ -55,6 +55,7 @@ class LatencyLUT:
 
     def __post_init__(self):
         self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
+        self.segment_cache: dict = {}  # Segment → (ms, interpolated ops, precisions); see workbench.cost
 
     @cached_property
     def _fits(self) -> dict[tuple[str, str], np.ndarray]:
@@ -102,6 +103,7 @@ class DeviceProfile:
     per_layer_flash_bytes: int
     precisions: tuple[str, ...]
     lut: LatencyLUT
+    per_inference_ms: float = 0.0  # fixed cost of one inference call (runtime dispatch), paid once per model
 
     @property
     def sram_budget_bytes(self) -> int:
@@ -171,19 +173,21 @@ def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DevicePro
     if res_flash >= flash:
         raise f.error("must be smaller than flash_kb", "reserved_flash_kb")
     per_layer = int(f.number("per_layer_flash_bytes", 0, maximum=1e6, integer=True))
+    per_inference = f.number("per_inference_ms", 0.0, maximum=1e6)
     precisions = f.str_choices("precisions", PRECISIONS)
     lut_name = f.str("lut", "lut.csv")
     f.raw("latency_model", None)  # documented constants of a modeled LUT, read by workbench.latency_model
     f.reject_unknown()
     if not with_lut:
         return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                             res_flash, per_layer, precisions, LatencyLUT(str(path.parent / lut_name), {}))
+                             res_flash, per_layer, precisions, LatencyLUT(str(path.parent / lut_name), {}),
+                             per_inference)
     lut = load_lut(path.parent / lut_name)
     missing = set(precisions) - lut.precisions()
     if missing:
         raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))
     return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                         res_flash, per_layer, precisions, lut)
+                         res_flash, per_layer, precisions, lut, per_inference)
 
 
 def load_lut(path: Path) -> LatencyLUT:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import Op, out_len
+from functools import lru_cache
+
+from ..ops import Op, Segment, out_len
 from . import Family, register
-from .common import PRECISION_BITS, require_odd, classifier, data_dim
+from .common import PRECISION_BITS, classifier_segment, data_dim, require_odd
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,18 @@ class CNN1DSpec:
     kernel: tuple[int, ...]
     pool: tuple[int, ...]
     pool_type: tuple[str, ...]
+
+
+@lru_cache(maxsize=None)
+def _block(shape, width, kernel, pool, pool_type, wbits, w8, abits, stage) -> Segment:
+    """conv1d+BN+ReLU6, then pooling by ``pool`` when it is > 1 and the series is long enough."""
+    conv = Op("conv1d", shape, (width, out_len(shape[1], kernel, 1)), kernel, 1, wbits=wbits, abits=abits, stage=stage)
+    ops = [conv]
+    t = conv.out_shape[1]
+    if pool > 1 and t >= pool:
+        ops.append(Op(f"{pool_type}pool1d", conv.out_shape, (width, (t - pool) // pool + 1), pool, pool,
+                      wbits=w8, abits=abits, stage=stage))
+    return Segment(tuple(ops))
 
 
 @register
@@ -55,49 +69,28 @@ class CNN1DFamily(Family):
         c = arch.choice
         abits = arch.activation_bits
         w8 = 32 if abits == 32 else 8
-        shape = arch.input_shape
-        ops = []
+        shape, segs = arch.input_shape, []
         for i in range(1, c["blocks"] + 1):
-            stage = f"b{i}"
-            k, cout = c[f"{stage}_kernel"], c[f"{stage}_width"]
-            out = (cout, out_len(shape[1], k, 1))
-            ops.append(Op("conv1d", shape, out, k, 1, wbits=arch.weight_bits(stage), abits=abits, stage=stage))
-            shape = out
-            p = c[f"{stage}_pool"]
-            if p > 1 and shape[1] >= p:
-                out = (shape[0], (shape[1] - p) // p + 1)
-                ops.append(Op(f"{c['pool_type']}pool1d", shape, out, p, p, wbits=w8, abits=abits, stage=stage))
-                shape = out
-        ops.extend(classifier(shape, arch.classes, w8, abits))
-        return tuple(ops)
+            st = f"b{i}"
+            segs.append(_block(shape, c[f"{st}_width"], c[f"{st}_kernel"], c[f"{st}_pool"], c["pool_type"],
+                               arch.weight_bits(st), w8, abits, st))
+            shape = segs[-1].out_shape
+        segs.append(classifier_segment(shape, arch.classes, w8, abits))
+        return tuple(segs)
 
     def enumerate_ops(self, spec: CNN1DSpec):
         ops = set()
         for wbits, w8, abits in PRECISION_BITS:
             shapes = {(spec.channels, spec.length)}
-            reachable = set()
             for b in range(1, max(spec.blocks) + 1):
-                nxt = set()
-                for shape in shapes:
-                    for width in spec.width:
-                        for k in spec.kernel:
-                            conv = Op("conv1d", shape, (width, out_len(shape[1], k, 1)), k, 1,
-                                      wbits=wbits, abits=abits, stage=f"b{b}")
-                            ops.add(conv)
-                            for p in spec.pool:
-                                out = conv.out_shape
-                                if p > 1 and out[1] >= p:
-                                    for kind in spec.pool_type:
-                                        pool = Op(f"{kind}pool1d", out, (out[0], (out[1] - p) // p + 1), p, p,
-                                                  wbits=w8, abits=abits, stage=f"b{b}")
-                                        ops.add(pool)
-                                    out = pool.out_shape
-                                nxt.add(out)
-                shapes = nxt
+                segs = {_block(shape, width, k, pool, pool_type, wbits, w8, abits, f"b{b}")
+                        for shape in shapes for width in spec.width for k in spec.kernel
+                        for pool in spec.pool for pool_type in spec.pool_type}
+                ops.update(op for seg in segs for op in seg.ops)
+                shapes = {seg.out_shape for seg in segs}
                 if b in spec.blocks:
-                    reachable |= shapes
-            for shape in reachable:
-                ops.update(classifier(shape, spec.classes, w8, abits))
+                    for shape in shapes:
+                        ops.update(classifier_segment(shape, spec.classes, w8, abits).ops)
         return ops
 
     def summary(self, arch):

@@ -1,7 +1,9 @@
 """Helpers shared by the family lowerings."""
 from __future__ import annotations
 
-from ..ops import Op, out_len
+from functools import lru_cache
+
+from ..ops import Op, Segment, out_len
 
 
 def conv2d(shape, cout, kernel, stride, wbits, abits, stage) -> Op:
@@ -31,3 +33,20 @@ def require_odd(fields, key, kernels) -> None:
     for k in kernels:
         if k % 2 == 0:
             raise fields.error(f"kernel {k} must be odd (same padding)", key)
+
+
+@lru_cache(maxsize=None)
+def conv_segment(shape, cout, kernel, stride, wbits, abits, stage) -> Segment:
+    """A single conv2d+BN+ReLU6 (stems)."""
+    return Segment((conv2d(shape, cout, kernel, stride, wbits, abits, stage),))
+
+
+@lru_cache(maxsize=None)
+def classifier_segment(shape, classes, wbits, abits, head_width=0) -> Segment:
+    """[1x1 conv to ``head_width`` channels,] global average pooling and the fully connected classifier."""
+    ops = []
+    if head_width:
+        ops.append(conv2d(shape, head_width, 1, 1, wbits, abits, "head"))
+        shape = ops[-1].out_shape
+    ops.extend(classifier(shape, classes, wbits, abits))
+    return Segment(tuple(ops))

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import Op, out_len
+from functools import lru_cache
+
+from ..ops import Op, Segment, out_len
 from . import Family, register
-from .common import PRECISION_BITS, require_odd, classifier, conv2d, data_dim
+from .common import PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,12 @@ class DSCNNSpec:
     width: tuple[int, ...]
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
+
+
+@lru_cache(maxsize=None)
+def _block(shape, width, kernel, stride, wbits, abits, stage) -> Segment:
+    out = (width, out_len(shape[1], kernel, stride), out_len(shape[2], kernel, stride))
+    return Segment((Op("dsconv2d", shape, out, kernel, stride, wbits=wbits, abits=abits, stage=stage),))
 
 
 @register
@@ -68,42 +76,27 @@ class DSCNNFamily(Family):
         c = arch.choice
         abits = arch.activation_bits
         w8 = 32 if abits == 32 else 8
-        ops = [conv2d(arch.input_shape, c["stem_width"], c["stem_kernel"], c["stem_stride"], w8, abits, "stem")]
-        shape = ops[0].out_shape
+        segs = [conv_segment(arch.input_shape, c["stem_width"], c["stem_kernel"], c["stem_stride"], w8, abits, "stem")]
         for i in range(1, c["blocks"] + 1):
-            stage = f"b{i}"
-            k, stride, cout = c[f"{stage}_kernel"], c[f"{stage}_stride"], c[f"{stage}_width"]
-            out = (cout, out_len(shape[1], k, stride), out_len(shape[2], k, stride))
-            ops.append(Op("dsconv2d", shape, out, k, stride, wbits=arch.weight_bits(stage), abits=abits, stage=stage))
-            shape = out
-        ops.extend(classifier(shape, arch.classes, w8, abits))
-        return tuple(ops)
+            st = f"b{i}"
+            segs.append(_block(segs[-1].out_shape, c[f"{st}_width"], c[f"{st}_kernel"], c[f"{st}_stride"],
+                               arch.weight_bits(st), abits, st))
+        segs.append(classifier_segment(segs[-1].out_shape, arch.classes, w8, abits))
+        return tuple(segs)
 
     def enumerate_ops(self, spec: DSCNNSpec):
         ops = set()
         for wbits, w8, abits in PRECISION_BITS:
-            shapes = set()
-            for width in spec.stem_width:
-                for k in spec.stem_kernel:
-                    for stride in spec.stem_stride:
-                        stem = conv2d((1, spec.frames, spec.features), width, k, stride, w8, abits, "stem")
-                        ops.add(stem)
-                        shapes.add(stem.out_shape)
-            reachable = set()
+            segs = {conv_segment((1, spec.frames, spec.features), width, k, stride, w8, abits, "stem")
+                    for width in spec.stem_width for k in spec.stem_kernel for stride in spec.stem_stride}
+            ops.update(op for seg in segs for op in seg.ops)
             for b in range(1, max(spec.blocks) + 1):
-                nxt = set()
-                for shape in shapes:
-                    for width in spec.width:
-                        for k in spec.kernel:
-                            for stride in spec.stride:
-                                out = (width, out_len(shape[1], k, stride), out_len(shape[2], k, stride))
-                                ops.add(Op("dsconv2d", shape, out, k, stride, wbits=wbits, abits=abits, stage=f"b{b}"))
-                                nxt.add(out)
-                shapes = nxt
+                segs = {_block(seg.out_shape, width, k, stride, wbits, abits, f"b{b}")
+                        for seg in segs for width in spec.width for k in spec.kernel for stride in spec.stride}
+                ops.update(op for seg in segs for op in seg.ops)
                 if b in spec.blocks:
-                    reachable |= shapes
-            for shape in reachable:
-                ops.update(classifier(shape, spec.classes, w8, abits))
+                    for seg in segs:
+                        ops.update(classifier_segment(seg.out_shape, spec.classes, w8, abits).ops)
         return ops
 
     def summary(self, arch):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ops import Op, out_len
+from functools import lru_cache
+
+from ..ops import Op, Segment, out_len
 from ..yamlio import Fields
 from . import Family, register
-from .common import PRECISION_BITS, classifier, conv2d, data_dim, require_odd as _require_odd
+from .common import PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd as _require_odd
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,24 @@ class MBConvSpec:
     stem_stride: tuple[int, ...]
     stages: tuple[StageSpec, ...]
     head_width: tuple[int, ...]
+
+
+@lru_cache(maxsize=None)
+def _stage(shape, depth, width, kernel, expand, stride, wbits, abits, stage) -> Segment:
+    """``depth`` MBConv blocks; the first has the stage stride, a residual where shapes allow."""
+    ops = []
+    for b in range(depth):
+        s = stride if b == 0 else 1
+        out = (width, out_len(shape[1], kernel, s), out_len(shape[2], kernel, s))
+        ops.append(Op("mbconv", shape, out, kernel, s, hidden=shape[0] * expand, skip=s == 1 and shape[0] == width,
+                      wbits=wbits, abits=abits, stage=stage))
+        shape = out
+    return Segment(tuple(ops))
+
+
+# choice names of stage i, spelled once (lowering runs per scored architecture: keep it lean)
+_STAGE_KEYS = tuple((f"s{i}", *(f"s{i}_{f}" for f in ("depth", "width", "kernel", "expand", "stride", "wbits")))
+                    for i in range(1, 13))
 
 
 @register
@@ -82,63 +102,31 @@ class MBConvFamily(Family):
         c = arch.choice
         abits = arch.activation_bits
         w8 = 32 if abits == 32 else 8
-        ops = [conv2d(arch.input_shape, c["stem_width"], c["stem_kernel"], c["stem_stride"], w8, abits, "stem")]
-        shape = ops[0].out_shape
-        i = 1
-        while f"s{i}_depth" in c:
-            stage = f"s{i}"
-            wbits = arch.weight_bits(stage)
-            for b in range(c[f"{stage}_depth"]):
-                stride = c[f"{stage}_stride"] if b == 0 else 1
-                cin, h, w = shape
-                cout, k = c[f"{stage}_width"], c[f"{stage}_kernel"]
-                out = (cout, out_len(h, k, stride), out_len(w, k, stride))
-                ops.append(Op("mbconv", shape, out, k, stride, hidden=cin * c[f"{stage}_expand"],
-                              skip=stride == 1 and cin == cout, wbits=wbits, abits=abits, stage=stage))
-                shape = out
-            i += 1
-        ops.append(conv2d(shape, c["head_width"], 1, 1, w8, abits, "head"))
-        ops.extend(classifier(ops[-1].out_shape, arch.classes, w8, abits))
-        return tuple(ops)
+        segs = [conv_segment(arch.input_shape, c["stem_width"], c["stem_kernel"], c["stem_stride"], w8, abits, "stem")]
+        for st, depth, width, kernel, expand, stride, wbits in _STAGE_KEYS:
+            if depth not in c:
+                break
+            segs.append(_stage(segs[-1].out_shape, c[depth], c[width], c[kernel], c[expand], c[stride],
+                               32 if abits == 32 else c.get(wbits, 8), abits, st))
+        segs.append(classifier_segment(segs[-1].out_shape, arch.classes, w8, abits, c["head_width"]))
+        return tuple(segs)
 
     def enumerate_ops(self, spec: MBConvSpec):
         ops = set()
         for wbits, w8, abits in PRECISION_BITS:
-            shapes = set()
-            for r in spec.resolution:
-                for width in spec.stem_width:
-                    for k in spec.stem_kernel:
-                        for stride in spec.stem_stride:
-                            stem = conv2d((spec.channels, r, r), width, k, stride, w8, abits, "stem")
-                            ops.add(stem)
-                            shapes.add(stem.out_shape)
+            segs = {conv_segment((spec.channels, r, r), width, k, stride, w8, abits, "stem")
+                    for r in spec.resolution for width in spec.stem_width
+                    for k in spec.stem_kernel for stride in spec.stem_stride}
             for i, st in enumerate(spec.stages, start=1):
-                shapes = self._enumerate_stage(st, f"s{i}", shapes, wbits, abits, ops)
-            for shape in shapes:
+                ops.update(op for seg in segs for op in seg.ops)
+                segs = {_stage(seg.out_shape, depth, width, k, e, stride, wbits, abits, f"s{i}")
+                        for seg in segs for depth in st.depth for width in st.width
+                        for k in st.kernel for e in st.expand for stride in st.stride}
+            ops.update(op for seg in segs for op in seg.ops)
+            for seg in segs:
                 for width in spec.head_width:
-                    head = conv2d(shape, width, 1, 1, w8, abits, "head")
-                    ops.add(head)
-                    ops.update(classifier(head.out_shape, spec.classes, w8, abits))
+                    ops.update(classifier_segment(seg.out_shape, spec.classes, w8, abits, width).ops)
         return ops
-
-    @staticmethod
-    def _enumerate_stage(st: StageSpec, stage, shapes, wbits, abits, ops) -> set:
-        out_shapes = set()
-        for shape in shapes:
-            for width in st.width:
-                for k in st.kernel:
-                    for e in st.expand:
-                        for stride in st.stride:
-                            cur = shape
-                            for b in range(max(st.depth)):
-                                s = stride if b == 0 else 1
-                                out = (width, out_len(cur[1], k, s), out_len(cur[2], k, s))
-                                ops.add(Op("mbconv", cur, out, k, s, hidden=cur[0] * e, skip=s == 1 and cur[0] == width,
-                                           wbits=wbits, abits=abits, stage=stage))
-                                cur = out
-                                if b + 1 in st.depth:
-                                    out_shapes.add(cur)
-        return out_shapes
 
     def summary(self, arch):
         c = arch.choice
