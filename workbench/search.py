@@ -8,6 +8,7 @@ attributes in the Optuna storage, so studies resume and can be shared between pr
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from .cost import estimate, violations
 from .errors import WorkbenchError
 from .front import OBJECTIVES, TrialRecord, load_records, pareto_front
 from .profiles import DeviceProfile, all_profiles, load_profile
-from .space import SearchSpace, TrialSuggester, load_space
-from .storage import DEFAULT_STORAGE, open_storage
+from .space import SearchSpace, TrialSuggester, load_space, space_from_text
+from .storage import DEFAULT_STORAGE, HEARTBEAT_S, fail_stale_trials, has_heartbeat, open_storage
 
 SAMPLERS = ("tpe", "nsga2", "random")
 
@@ -81,6 +82,9 @@ class Search:
     epochs: int = 3
     population: int = 16
     listeners: list[Callable[[TrialOutcome], None]] = field(default_factory=list)
+    heartbeat_s: int | None = HEARTBEAT_S  # RDB storages: detect and retry trials of dead workers
+    poll_s: float = 1.0  # how often a worker that waits for others' trials looks again
+    worker: int = 0  # distinguishes the sampler seeds of workers that share a study
 
     def __post_init__(self):
         from .data import load_dataset
@@ -94,7 +98,10 @@ class Search:
             if self.data is None:
                 raise WorkbenchError(f"--data: space {self.space.name!r} names no default dataset; give one")
         if isinstance(self.data, str):
+            self.data_source = self.data
             self.data = load_dataset(self.data)
+        else:
+            self.data_source = getattr(self.data, "name", "")
         self.objectives = tuple(self.objectives)
         if self.objectives[:2] != ("accuracy", "latency") or not set(self.objectives) <= set(OBJECTIVES):
             raise WorkbenchError(f"--objectives: must start with accuracy,latency and add only sram/flash; "
@@ -106,26 +113,53 @@ class Search:
         self.profiles = self._profiles_with_target()
         self.study = self._open_study()
 
+    @classmethod
+    def join(cls, study_name: str, storage: str = DEFAULT_STORAGE, **overrides) -> "Search":
+        """A worker on an existing study: space, device, data and settings come from the study itself.
+
+        The space travels inside the study (its YAML text), so a worker on another machine needs only
+        the storage URL; the device is looked up by name among shipped profiles (or the creator's
+        path), the data by the name or path it was given.
+        """
+        from .storage import study_names
+
+        backend = open_storage(storage)
+        if study_name not in study_names(backend):
+            known = ", ".join(study_names(backend)) or "none"
+            raise WorkbenchError(f"--study: no study {study_name!r} in {storage} (studies there: {known})")
+        attrs = optuna.load_study(study_name=study_name, storage=backend).user_attrs
+        space = space_from_text(attrs["space_yaml"], f"study {study_name} (stored space)")
+        options = dict(study_name=study_name, storage=storage, sampler=attrs["sampler"], seed=attrs["seed"],
+                       latency_budget_ms=attrs["latency_budget_ms"], objectives=attrs["objectives"],
+                       epochs=attrs["epochs"], worker=os.getpid())
+        options.update(overrides)
+        device = options.pop("device", None) or _stored_device(attrs)
+        data = options.pop("data", None) or attrs.get("data_source") or attrs["data"]
+        return cls(space, device, data, **options)
+
     def _profiles_with_target(self) -> list[DeviceProfile]:
         profiles = {p.name: p for p in all_profiles()}
         profiles[self.device.name] = self.device
         return list(profiles.values())
 
     def _settings(self) -> dict:
-        return {"space": self.space.name, "space_file": self.space.path, "device": self.device.name,
-                "device_file": self.device.path, "data": self.data.name, "objectives": list(self.objectives),
+        return {"space": self.space.name, "space_file": self.space.path, "space_yaml": self.space.text,
+                "device": self.device.name,
+                "device_file": self.device.path, "data": self.data.name, "data_source": self.data_source, "objectives": list(self.objectives),
                 "latency_budget_ms": self.latency_budget_ms, "epochs": self.epochs, "seed": self.seed,
                 "sampler": self.sampler}
 
     def _open_study(self) -> optuna.Study:
-        storage = open_storage(self.storage)
+        storage = open_storage(self.storage, heartbeat_s=self.heartbeat_s)
+        self._heartbeat = has_heartbeat(storage)
         directions = [OBJECTIVES[o][1] for o in self.objectives]
         try:
             existing = optuna.load_study(study_name=self.study_name, storage=storage)
         except KeyError:
             existing = None
         n_done = len(existing.trials) if existing else 0
-        sampler = make_sampler(self.sampler, self.seed + n_done, self.population)
+        # a resumed study or another worker must not replay the first run's random draws
+        sampler = make_sampler(self.sampler, self.seed + n_done + 7919 * self.worker, self.population)
         if existing is not None:
             self._check_compatible(existing)
             return optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
@@ -145,26 +179,85 @@ class Search:
                                      f"not {mine!r}; use another --study name")
 
     # ---------------------------------------------------------------- running
-    def run(self, n_trials: int, *, timeout: float | None = None) -> SearchResult:
-        """Run until the study holds ``n_trials`` finished trials (a resumed study continues)."""
-        if n_trials < 1:
-            raise WorkbenchError(f"--trials: must be >= 1, got {n_trials}")
-        finished = self._finished()
-        remaining = n_trials - finished
+    def run(self, n_trials: int | None = None, *, timeout: float | None = None) -> SearchResult:
+        """Work on the study until it holds ``n_trials`` completed trials, together with any other workers.
+
+        ``None`` takes the target stored with the study (workers joining it). A resumed study continues
+        where it stopped; trials of workers that died are failed (heartbeat) and retried; a worker
+        whose own trial would exceed the target records it as pruned ("surplus") instead.
+        """
+        n_trials = self._target(n_trials)
         self._total = n_trials
-        if remaining > 0:
-            self.study.optimize(self._objective, n_trials=remaining, timeout=timeout, gc_after_trial=False)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            fail_stale_trials(self.study)
+            complete, running, waiting = self._counts()
+            if complete >= n_trials:
+                break
+            if complete + running >= n_trials and not waiting:
+                time.sleep(self.poll_s)  # the last trials are others'; wait for them to finish or go stale
+                continue
+            self._optimize_one()
         return SearchResult(self.study, self.front(), self.device, self.storage)
 
-    def _finished(self) -> int:
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        return len(self.study.get_trials(deepcopy=False, states=states))
+    def _target(self, n_trials: int | None) -> int:
+        stored = self.study.user_attrs.get("trials")
+        if n_trials is None:
+            if stored is None:
+                raise WorkbenchError("--trials: the study stores no target number of trials; give one")
+            return int(stored)
+        if n_trials < 1:
+            raise WorkbenchError(f"--trials: must be >= 1, got {n_trials}")
+        if stored is None or n_trials > stored:
+            self.study.set_user_attr("trials", n_trials)  # workers that join later aim for the same total
+        return n_trials
+
+    def _optimize_one(self) -> None:
+        """One trial; on Ctrl-C the interrupted trial (marked failed by Optuna) is queued again first."""
+        self._current = None
+        try:
+            self.study.optimize(self._objective, n_trials=1, gc_after_trial=False)
+        except KeyboardInterrupt:
+            if self._current is not None:
+                frozen = self.study._storage.get_trial(self._current._trial_id)
+                self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+            raise
+
+    def _counts(self) -> tuple[int, int, int]:
+        """(completed, running, waiting) trials; running ones count only where a heartbeat watches them."""
+        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        running = states.count(optuna.trial.TrialState.RUNNING) if self._heartbeat else 0
+        self._snapshot = (states.count(optuna.trial.TrialState.COMPLETE), running,
+                          states.count(optuna.trial.TrialState.WAITING))
+        return self._snapshot
+
+    def _is_surplus(self, trial: optuna.Trial) -> bool:
+        """Would this trial complete one more than the target? (two workers raced for the last slot)
+
+        Only near the end is the study read again (reads cost a query per trial); ties between trials
+        started at once go to the lower trial number.
+        """
+        complete, running, _ = self._snapshot
+        if complete + running + 1 < self._total:
+            return False
+        ahead = 0
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number == trial.number:
+                continue
+            if t.state == optuna.trial.TrialState.COMPLETE or (
+                    self._heartbeat and t.state == optuna.trial.TrialState.RUNNING and t.number < trial.number):
+                ahead += 1
+        return ahead >= self._total
 
     def front(self, device: DeviceProfile | None = None) -> list[TrialRecord]:
         return pareto_front(load_records(self.study), device or self.device, self.objectives, self.latency_budget_ms)
 
     def _objective(self, trial: optuna.Trial) -> tuple[float, ...]:
         start = time.perf_counter()
+        self._current = trial
+        if self._is_surplus(trial):
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("the study already has its trials")
         arch = self.space.sample(TrialSuggester(trial), precisions=self.device.precisions,
                                  data=self.data.data_shape)
         costs = {p.name: estimate(arch, p) for p in self.profiles}
@@ -202,11 +295,19 @@ class Search:
         return float(pred[field_name])
 
     def _report(self, number, arch, accuracy, pred, rejected, seconds) -> None:
-        outcome = TrialOutcome(number, self._finished() + 1, self._total, accuracy, pred["latency_ms"],
+        outcome = TrialOutcome(number, self._snapshot[0] + 1, self._total, accuracy, pred["latency_ms"],
                                pred["peak_sram_bytes"] / 1024, pred["flash_bytes"] / 1024, rejected, seconds,
                                arch.summary())
         for listener in self.listeners:
             listener(outcome)
+
+
+def _stored_device(attrs: dict) -> DeviceProfile:
+    """The study's device: its creator's profile folder when this machine has it, else the shipped one."""
+    path = attrs.get("device_file")
+    if path and os.path.isfile(path):
+        return load_profile(path)
+    return load_profile(attrs["device"])
 
 
 def print_progress(outcome: TrialOutcome, stream=None) -> None:

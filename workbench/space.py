@@ -8,7 +8,7 @@ Adding a space means writing YAML only.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -82,6 +82,7 @@ class SearchSpace:
     dataset: str
     spec: Any
     quant: QuantSpec
+    text: str = ""  # the YAML it came from, stored with studies so remote workers need no copy of the file
 
     def sample(self, suggester: Suggester, *, precisions: Sequence[str] | None = None,
                data: DataShape | None = None) -> Architecture:
@@ -122,7 +123,21 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         if not path.is_file():
             known = ", ".join(p.stem for p in list_spaces())
             raise WorkbenchError(f"unknown search space {str(name_or_path)!r} (shipped: {known}; or give a .yaml path)")
-    return parse_space(load_yaml_mapping(path), str(path))
+    space = parse_space(load_yaml_mapping(path), str(path))
+    return replace(space, text=path.read_text(encoding="utf-8"))
+
+
+def space_from_text(text: str, where: str) -> SearchSpace:
+    """A space from YAML text (as stored with a study)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise WorkbenchError(f"malformed YAML: {exc}", where=where)
+    if not isinstance(data, dict):
+        raise WorkbenchError("expected a mapping", where=where)
+    return replace(parse_space(data, where), text=text)
 
 
 def parse_space(data: dict, file: str) -> SearchSpace:
