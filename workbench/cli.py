@@ -59,7 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accuracy,latency plus optional sram and/or flash (default %(default)s)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs per trial (default %(default)s)")
     p.add_argument("--population", type=int, default=16, help="NSGA-II population / TPE start-up trials")
+    p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study "
+                   "(SQLite, journal file or PostgreSQL storage; default %(default)s)")
+    _add_reliability_flags(p)
     p.set_defaults(handler=cmd_search)
+
+    p = sub.add_parser("worker", help="join an existing study and work on it until it has its trials",
+                       description="Start any number of these, on any machines that reach the storage; the study "
+                       "(created by `workbench search`) carries the space, device, data and settings.")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", required=True, help="the study's storage URL (postgresql://… across machines)")
+    p.add_argument("--trials", type=int, default=None, help="total trials (default: the study's target)")
+    p.add_argument("--data", default=None, help="dataset path on this machine, when it differs from the creator's")
+    _add_reliability_flags(p)
+    p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("pareto", help="print a study's Pareto front for any device profile")
     p.add_argument("--study", required=True)
@@ -88,7 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model-lut", help="regenerate a modeled LUT from the profile's latency_model.yaml")
     p.add_argument("profile_dir", type=Path)
     p.set_defaults(handler=cmd_model_lut)
+
+    p = sub.add_parser("export", help="export a trial to ONNX/TFLite (fp32 and INT8), verify each file, write a manifest",
+                       description="Rebuild a trial's trained model (deterministic retraining with its seed, or "
+                       "--weights), write the requested formats, run every file in its runtime on the test set and "
+                       "write manifest.json. Exit 1 when a file fails verification, 2 when the model cannot be "
+                       "exported.")
+    p.add_argument("--study", required=True, help="study name")
+    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path")
+    p.add_argument("--trial", default="best", help="trial number, or 'best': the most accurate feasible trial on "
+                   "the front (default %(default)s)")
+    p.add_argument("--format", default="onnx,onnx-int8,tflite,tflite-int8",
+                   help="comma-separated formats: onnx, onnx-int8, tflite, tflite-int8 (default: all)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (files + manifest.json)")
+    p.add_argument("--device", default=None, help="profile whose front 'best' and the predictions refer to "
+                   "(default: the study's target)")
+    p.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the study's "
+                   "(a longer-trained model; no longer reproduces the trial's accuracy)")
+    p.add_argument("--weights", type=Path, default=None, help="load this saved state_dict instead of retraining")
+    p.add_argument("--data", default=None, help="dataset name or path (default: the study's)")
+    p.set_defaults(handler=cmd_export)
     return parser
+
+
+def _add_reliability_flags(p) -> None:
+    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                   help="seconds between heartbeats of a running trial; a trial silent for 3 beats is failed and "
+                   "retried once (RDB storages; 0 disables; default %(default)s)")
 
 
 def cmd_quickstart(args) -> int:
@@ -99,22 +138,43 @@ def cmd_quickstart(args) -> int:
                        q["latency_budget_ms"], ("accuracy", "latency"), q["epochs"], 16, args.trials)
 
 
+def cmd_worker(args) -> int:
+    from .search import Search, print_progress
+
+    overrides = {"heartbeat_s": args.heartbeat or None, "listeners": [print_progress]}
+    if args.data:
+        overrides["data"] = args.data
+    search = Search.join(args.study, args.storage, **overrides)
+    result = search.run(args.trials)
+    complete = sum(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False))
+    print(f"worker done: study '{args.study}' has {complete} completed trials", file=sys.stderr)
+    return 0
+
+
 def cmd_search(args) -> int:
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    if args.workers < 1:
+        raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
     return _run_search(args.space, args.device, args.data, args.study, args.storage, args.sampler, args.seed,
-                       args.latency_budget, objectives, args.epochs, args.population, args.trials)
+                       args.latency_budget, objectives, args.epochs, args.population, args.trials,
+                       workers=args.workers, heartbeat=args.heartbeat)
 
 
 def _run_search(space, device, data, study, storage, sampler, seed, budget, objectives, epochs, population,
-                trials) -> int:
+                trials, workers=1, heartbeat=10) -> int:
     from .search import Search, print_progress
 
     if epochs < 1:
         raise WorkbenchError(f"--epochs: must be >= 1, got {epochs}")
     search = Search(space, device, data, study_name=study, storage=storage, sampler=sampler, seed=seed,
                     latency_budget_ms=budget, objectives=objectives, epochs=epochs, population=population,
-                    listeners=[print_progress])
-    result = search.run(trials)
+                    listeners=[print_progress], heartbeat_s=heartbeat or None)
+    helpers = _start_workers(search.study_name, storage, trials, workers - 1, heartbeat)
+    try:
+        result = search.run(trials)
+    finally:
+        for proc in helpers:
+            proc.wait()
     from .front import front_rows
 
     print(f"\nPareto front on {result.device.name} ({len(result.front)} of {len(result.study.trials)} trials; "
@@ -124,6 +184,17 @@ def _run_search(space, device, data, study, storage, sampler, seed, budget, obje
           f"(see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
           f"--device stm32l4r5)")
     return 0
+
+
+def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int) -> list:
+    """``n`` more ``workbench worker`` processes on this machine, sharing the study through its storage."""
+    import subprocess
+
+    from .storage import absolute_url
+
+    command = [sys.executable, "-m", "workbench.cli", "worker", "--study", study, "--storage", absolute_url(storage),
+               "--trials", str(trials), "--heartbeat", str(heartbeat)]
+    return [subprocess.Popen(command) for _ in range(n)]
 
 
 def cmd_pareto(args) -> int:
@@ -218,6 +289,22 @@ def cmd_model_lut(args) -> int:
     path, n = model_profile(args.profile_dir)
     print(f"wrote {path} ({n} modeled entries)")
     return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_trial, summary_lines
+
+    result = export_trial(args.study, args.storage, args.trial, args.format, args.out, device=args.device,
+                          epochs=args.epochs, weights=args.weights, data=args.data,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+    training = result.manifest.get("training", {})
+    if training.get("reproduced") is False:
+        print(f"warning: retrained accuracy {training['accuracy']:.4f} differs from the stored "
+              f"{training['stored_accuracy']:.4f} (different environment or thread count?)", file=sys.stderr)
+    print("\n".join(summary_lines(result)))
+    verdict = "all files verified" if result.ok else f"FAILED verification: {', '.join(result.failed)}"
+    print(f"\n{verdict}; manifest: {result.manifest_path}")
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,14 @@ GRACE_FACTOR = 3
 CONNECT_TIMEOUT_S = 10  # an unreachable database host fails within this, not after a TCP hang
 
 
+def absolute_url(url: str) -> str:
+    """The same storage seen from any working directory (for worker processes)."""
+    url = normalise_url(url)
+    if url.startswith("sqlite:///") and not url[len("sqlite:///"):].startswith("/"):
+        return f"sqlite:///{Path(url[len('sqlite:///'):]).resolve()}"
+    return url
+
+
 def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat_s: int | None = None, retries: int = 1):
     """An Optuna storage for ``url``; connection problems become a WorkbenchError naming the URL.
 

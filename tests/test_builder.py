@@ -1,0 +1,81 @@
+"""Model builder: every shipped space builds, matches its op schedule and its deployed parameter count."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from workbench.arch import Architecture
+from workbench.builder import BUILDERS, build_model, check_shapes, deployed_params, op_output_shapes
+from workbench.errors import WorkbenchError
+from workbench.ops import OP_KINDS
+from workbench.space import DataShape, load_space
+
+
+@pytest.mark.parametrize("space", ["vision", "audio-kws", "sensor-imu"])
+def test_space_archs_build_and_match_schedule(space):
+    sp = load_space(space)
+    for arch in sp.random_archs(6, seed=7):
+        model = build_model(arch)
+        out = model(torch.randn(3, *arch.input_shape))
+        assert out.shape == (3, arch.classes)
+        for op, shape in op_output_shapes(model):
+            assert shape == tuple(op.out_shape), (op.key, shape)
+        check_shapes(model)
+        assert deployed_params(model) == arch.n_params
+        assert [b.op for b in model.blocks] == list(arch.ops)
+
+
+def test_archs_sampled_for_data_shapes():
+    cases = [("vision", DataShape((3, 8, 8), 5)), ("audio-kws", DataShape((12, 29), 9)),
+             ("sensor-imu", DataShape((3, 50), 2))]
+    for space, data in cases:
+        for arch in load_space(space).random_archs(3, seed=1, data=data):
+            model = build_model(arch)
+            check_shapes(model)
+            assert model(torch.randn(2, *arch.input_shape)).shape == (2, data.classes)
+
+
+def test_every_op_kind_has_a_builder():
+    assert set(OP_KINDS) <= set(BUILDERS)
+
+
+def test_mbconv_structure():
+    archs = load_space("vision").random_archs(10, seed=3)
+    seen_skip = seen_noexpand = False
+    for arch in archs:
+        model = build_model(arch)
+        for block in model.blocks:
+            op = block.op
+            if op.kind != "mbconv":
+                continue
+            convs = [m for m in block.body if isinstance(m, nn.Conv2d)]
+            assert len(convs) == (2 if op.hidden == op.in_shape[0] else 3)
+            dw = convs[-2]
+            assert dw.groups == op.hidden and dw.stride == (op.stride, op.stride) and dw.kernel_size == (op.kernel,) * 2
+            assert not isinstance(block.body[-1], nn.ReLU6)  # linear bottleneck
+            assert block.skip == op.skip
+            seen_skip |= op.skip
+            seen_noexpand |= op.hidden == op.in_shape[0]
+    assert seen_skip and seen_noexpand
+
+
+def test_unknown_op_kind_is_a_workbench_error(monkeypatch):
+    arch = load_space("sensor-imu").random_archs(1)[0]
+    monkeypatch.delitem(BUILDERS, "conv1d")
+    with pytest.raises(WorkbenchError, match="conv1d"):
+        build_model(arch)
+
+
+def test_check_shapes_reports_mismatch():
+    arch = load_space("sensor-imu").random_archs(1)[0]
+    model = build_model(arch)
+    model.blocks[0].body[0].padding = (0,)  # 'valid' instead of 'same'
+    with pytest.raises(WorkbenchError, match="op 0 conv1d"):
+        check_shapes(model)
+
+
+def test_arch_json_roundtrip_builds_same_model():
+    arch = load_space("vision").random_archs(1, seed=5)[0]
+    again = Architecture.from_json(arch.to_json())
+    assert deployed_params(build_model(again)) == arch.n_params

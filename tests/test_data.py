@@ -1,0 +1,163 @@
+"""Data sets: built-ins, user .npz and image folders, errors that name the path, and adapt()."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.data import adapt, list_datasets, load_dataset
+from workbench.errors import WorkbenchError
+from workbench.space import DataShape
+
+
+def test_list_datasets():
+    names = [n for n, _ in list_datasets()]
+    assert names == ["digits", "basic-motions", "japanese-vowels"]
+    assert all(desc for _, desc in list_datasets())
+
+
+@pytest.mark.parametrize("name, shape, classes, n_train, n_test", [
+    ("digits", (1, 8, 8), 10, 1437, 360),
+    ("basic-motions", (6, 100), 4, 40, 40),
+    ("japanese-vowels", (12, 29), 9, 270, 370),
+])
+def test_builtin_shapes(name, shape, classes, n_train, n_test):
+    ds = load_dataset(name)
+    assert ds.shape == shape and ds.classes == classes
+    assert ds.data_shape == DataShape(shape, classes)
+    assert ds.x_train.shape == (n_train, *shape) and ds.x_test.shape == (n_test, *shape)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert set(np.unique(ds.y_train)) == set(range(classes)) and ds.y_test.max() < classes
+    assert len(ds.class_names) == classes
+
+
+def test_digits_split_is_stratified_and_scaled():
+    ds = load_dataset("digits")
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    counts = np.bincount(ds.y_test)
+    assert counts.min() >= 35 and counts.max() <= 37
+
+
+def test_series_standardised_with_train_stats():
+    ds = load_dataset("basic-motions")
+    np.testing.assert_allclose(ds.x_train.mean(axis=(0, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(ds.x_train.std(axis=(0, 2)), 1, atol=1e-3)
+
+
+def _write_npz(path, **override):
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.normal(size=(20, 3, 16)).astype(np.float32), y_train=np.arange(20) % 3,
+                  x_test=rng.normal(size=(6, 3, 16)).astype(np.float32), y_test=np.arange(6) % 3)
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_user_data(tmp_path):
+    ds = load_dataset(_write_npz(tmp_path / "imu.npz"))
+    assert ds.name == "imu" and ds.shape == (3, 16) and ds.classes == 3
+    assert ds.y_train.dtype == np.int64 and ds.x_train.dtype == np.float32
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    _write_npz(folder / "data.npz", y_train=np.array(["a", "b", "c", "d"] * 5), y_test=np.array(["b", "d"] * 3))
+    ds = load_dataset(folder)
+    assert ds.name == "mydata" and ds.classes == 4 and ds.class_names == ("a", "b", "c", "d")
+    assert list(ds.y_test[:2]) == [1, 3]
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(y_test=None), "missing key.*y_test"),
+    (dict(y_train=np.arange(19) % 3), "20 samples but y_train has 19"),
+    (dict(y_test=np.array([0, 1, 2, 3, 0, 1])), "out of range"),
+    (dict(y_train=-(np.arange(20) % 3)), "out of range"),
+    (dict(x_test=np.zeros((6, 4, 16))), "shape"),
+    (dict(x_train=np.full((20, 3, 16), np.nan)), "NaN"),
+])
+def test_bad_npz_names_the_path(tmp_path, override, message):
+    path = _write_npz(tmp_path / "bad.npz", **override)
+    with pytest.raises(WorkbenchError, match=message) as err:
+        load_dataset(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_and_unreadable_paths(tmp_path):
+    with pytest.raises(WorkbenchError, match="does not exist") as err:
+        load_dataset(tmp_path / "nowhere.npz")
+    assert "nowhere.npz" in str(err.value)
+    with pytest.raises(WorkbenchError, match="unknown data set 'mnist'"):
+        load_dataset("mnist")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(WorkbenchError, match="missing folder train/") as err:
+        load_dataset(empty)
+    assert str(empty) in str(err.value)
+    junk = tmp_path / "junk.npz"
+    junk.write_text("not a zip")
+    with pytest.raises(WorkbenchError, match="cannot read") as err:
+        load_dataset(junk)
+    assert str(junk) in str(err.value)
+
+
+def _image_folder(root, mode="L", size=(10, 12)):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("test", 2)):
+        for cls in ("cat", "dog"):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+                Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(d / f"{i}.png")
+    return root
+
+
+def test_image_folder(tmp_path):
+    ds = load_dataset(_image_folder(tmp_path / "gray"))
+    assert ds.shape == (1, 12, 10) and ds.classes == 2 and ds.class_names == ("cat", "dog")
+    assert len(ds.x_train) == 8 and len(ds.x_test) == 4 and 0 <= ds.x_train.min() and ds.x_train.max() <= 1
+    ds = load_dataset(_image_folder(tmp_path / "rgb", "RGB"))
+    assert ds.shape == (3, 12, 10)
+
+
+def test_image_folder_errors(tmp_path):
+    root = _image_folder(tmp_path / "imgs")
+    bad = root / "train" / "cat" / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(WorkbenchError, match="not an image") as err:
+        load_dataset(root)
+    assert str(bad) in str(err.value)
+    bad.unlink()
+    fake = root / "test" / "dog" / "broken.png"
+    fake.write_bytes(b"no png here")
+    with pytest.raises(WorkbenchError, match="not a readable image") as err:
+        load_dataset(root)
+    assert str(fake) in str(err.value)
+
+
+def test_adapt_images_and_series():
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    assert adapt(x, (1, 24, 24)).shape == (5, 1, 24, 24)
+    assert adapt(x, (1, 8, 8)).shape == (5, 1, 8, 8)
+    with pytest.raises(WorkbenchError, match="3 channels"):
+        adapt(x, (3, 24, 24))
+    s = np.random.default_rng(0).random((4, 12, 29), dtype=np.float32)
+    kws = adapt(s, (1, 32, 12))  # DS-CNN map: time along H, features along W, zero-padded
+    assert kws.shape == (4, 1, 32, 12)
+    np.testing.assert_array_equal(kws[:, 0, :29, :], s.transpose(0, 2, 1))
+    assert not kws[:, :, 29:].any()
+    assert adapt(s, (12, 20)).shape == (4, 12, 20)
+    assert adapt(s, (12, 40)).shape == (4, 12, 40)
+    with pytest.raises(WorkbenchError):
+        adapt(s, (1, 32, 13))
+    with pytest.raises(WorkbenchError):
+        adapt(s, (6, 29))
+    with pytest.raises(WorkbenchError):
+        adapt(x, (1, 64))
+
+
+def test_adapted_is_cached_per_shape():
+    ds = load_dataset("digits")
+    a = ds.adapted((1, 16, 16))
+    assert ds.adapted((1, 16, 16)) is a
+    assert a[0].shape == (1437, 1, 16, 16) and a[1].shape == (360, 1, 16, 16)

@@ -1,0 +1,164 @@
+"""Many workers on one study (SQLite, journal file, PostgreSQL), crash recovery with kill -9, Ctrl-C.
+
+PostgreSQL tests use the server named by WORKBENCH_TEST_POSTGRES_URL (``.ci/run`` starts one on
+127.0.0.1 with ``.ci/postgres.sh``). Outside CI they are skipped when it is unset; in CI they fail.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+
+from workbench.storage import open_storage
+
+PG_URL = os.environ.get("WORKBENCH_TEST_POSTGRES_URL")
+needs_pg = pytest.mark.skipif(not PG_URL and not os.environ.get("CI"),
+                              reason="no PostgreSQL: set WORKBENCH_TEST_POSTGRES_URL (see .ci/postgres.sh)")
+
+WORKBENCH = [sys.executable, "-m", "workbench.cli"]
+SEARCH = ["search", "--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions", "--epochs", "2"]
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([*WORKBENCH, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def spawn(*args):
+    return subprocess.Popen([*WORKBENCH, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def trials_of(storage, study):
+    return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def states(storage, study):
+    return [t.state.name for t in trials_of(storage, study)]
+
+
+def wait_for_running(storage, study, timeout=120):
+    """Block until some trial of the study is RUNNING (a worker is mid-training)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if "RUNNING" in states(storage, study):
+                return
+        except KeyError:
+            pass  # study not created yet
+        time.sleep(0.05)
+    raise AssertionError("no trial started")
+
+
+def assert_complete_and_intact(storage, study, n):
+    trials = trials_of(storage, study)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == n, [t.state.name for t in trials]
+    for t in complete:  # never a half-written trial
+        assert {"arch", "predictions", "summary"} <= set(t.user_attrs)
+        assert "accuracy" in t.user_attrs or t.user_attrs.get("rejected")
+        assert len(t.values) == 2
+    return trials
+
+
+def create_study(storage, study, trials=1):
+    result = run_cli(*SEARCH, "--trials", trials, "--study", study, "--storage", storage, "--heartbeat", 1)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "journal", pytest.param("postgresql", marks=needs_pg)])
+def test_three_workers_share_a_study_and_stop_at_exactly_n(tmp_path, backend):
+    storage = {"sqlite": f"sqlite:///{tmp_path / 's.db'}", "journal": str(tmp_path / "s.log"),
+               "postgresql": PG_URL}[backend]
+    study = f"shared-{uuid.uuid4().hex[:8]}"
+    create_study(storage, study)
+    workers = [spawn("worker", "--study", study, "--storage", storage, "--trials", 9, "--heartbeat", 1)
+               for _ in range(3)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    if backend == "journal":  # no heartbeat there: racing workers may each finish one of the last slots
+        complete = [t for t in trials_of(storage, study) if t.state.name == "COMPLETE"]
+        assert 9 <= len(complete) <= 9 + 2
+        return
+    trials = assert_complete_and_intact(storage, study, 9)
+    # every worker really took part
+    assert sum(bool(out[1].count("trial ")) for out in outputs) >= 2
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=needs_pg)])
+def test_a_killed_workers_trial_is_failed_and_retried(tmp_path, backend):
+    storage = {"sqlite": f"sqlite:///{tmp_path / 'k.db'}", "postgresql": PG_URL}[backend]
+    study = f"crash-{uuid.uuid4().hex[:8]}"
+    create_study(storage, study)
+    victim = spawn("worker", "--study", study, "--storage", storage, "--trials", 5, "--heartbeat", 1)
+    survivor = spawn("worker", "--study", study, "--storage", storage, "--trials", 5, "--heartbeat", 1)
+    wait_for_running(storage, study)
+    time.sleep(0.3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    out, err = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, err[-2000:]
+    trials = assert_complete_and_intact(storage, study, 5)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    retried = [t for t in trials if "failed_trial" in t.system_attrs]
+    if failed:  # the victim died mid-trial: its trial went stale, was failed and run again with its parameters
+        assert retried and retried[0].params == next(t for t in trials
+                                                     if t.number == retried[0].system_attrs["failed_trial"]).params
+        assert retried[0].state.name == "COMPLETE"
+
+
+def test_next_worker_recovers_a_dead_single_worker(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'd.db'}"
+    study = "dead"
+    create_study(storage, study)
+    victim = spawn("worker", "--study", study, "--storage", storage, "--trials", 3, "--heartbeat", 1)
+    wait_for_running(storage, study)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert "RUNNING" in states(storage, study)
+    start = time.monotonic()
+    result = run_cli("worker", "--study", study, "--storage", storage, "--heartbeat", 1)
+    assert result.returncode == 0, result.stderr
+    trials = assert_complete_and_intact(storage, study, 3)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number)
+    assert retry.params == failed[0].params and retry.state.name == "COMPLETE"
+    assert time.monotonic() - start < 120
+
+
+def test_ctrl_c_marks_the_trial_and_the_same_command_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'c.db'}"
+    command = [*SEARCH, "--trials", 4, "--study", "ctrlc", "--storage", storage]
+    proc = spawn(*command)
+    wait_for_running(storage, "ctrlc")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    interrupted = [t for t in trials_of(storage, "ctrlc") if t.state.name == "FAIL"]
+    assert len(interrupted) == 1
+    resumed = run_cli(*command)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = assert_complete_and_intact(storage, "ctrlc", 4)
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == interrupted[0].number)
+    assert retry.params == interrupted[0].params and retry.state.name == "COMPLETE"
+
+
+@pytest.mark.parametrize("url, expected", [
+    pytest.param("wrong-password", "password authentication failed", marks=needs_pg),
+    ("postgresql://workbench:x@127.0.0.1:9/nodb", "cannot open postgresql://workbench:***@127.0.0.1:9/nodb"),
+])
+def test_bad_storage_urls_fail_fast_with_one_line(tmp_path, url, expected):
+    if url == "wrong-password":
+        user, rest = PG_URL.split("://", 1)[1].split(":", 1)
+        url = f"postgresql://{user}:not-the-password@{rest.split('@', 1)[1]}"
+    start = time.monotonic()
+    result = run_cli(*SEARCH, "--trials", 1, "--storage", url, timeout=60)
+    assert time.monotonic() - start < 30
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "not-the-password" not in lines[0]

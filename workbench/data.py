@@ -1,0 +1,341 @@
+"""Data sets: shipped real-data benchmarks and user data, as fixed train/test numpy arrays.
+
+Built-ins come from packages already installed (no download at run time):
+
+* ``digits`` — scikit-learn's 1,797 real 8x8 handwritten digits (UCI), stratified 80/20 split.
+* ``basic-motions`` — aeon's BasicMotions: 6-axis IMU (accelerometer + gyroscope), 100 steps,
+  4 activities, the archive's own train/test split.
+* ``japanese-vowels`` — aeon's JapaneseVowels: 12 LPC cepstrum coefficients over 7..29 frames,
+  9 speakers, the archive's own split; zero-padded to the longest utterance.
+
+User data is a path: an ``.npz`` file (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``;
+optional ``classes``, ``description``), a directory holding ``data.npz``, or an image folder
+``DIR/train/<class>/*.png|jpg`` + ``DIR/test/<class>/*``. User arrays are used as given
+(scale/standardise them beforehand); images are scaled to [0, 1].
+
+Samples are channel first: ``(C, H, W)`` images, ``(C, T)`` series. :func:`adapt` fits them to an
+architecture's input shape (resize images, pad/crop series, lay an (F, T) series out as the
+``(1, frames, F)`` map a keyword-spotting DS-CNN reads); :meth:`Dataset.adapted` caches the
+result per input shape so a search adapts the whole set once per distinct shape.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WorkbenchError
+from .space import DataShape
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
+SPLIT_SEED = 0
+
+
+@dataclass(eq=False)
+class Dataset:
+    name: str
+    description: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int
+    class_names: tuple[str, ...] = ()
+    _adapted: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Sample shape, channel first."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def data_shape(self) -> DataShape:
+        return DataShape(self.shape, self.classes)
+
+    def adapted(self, input_shape) -> tuple:
+        """(x_train, x_test) as float32 torch tensors fitted to ``input_shape``; cached per shape."""
+        import torch
+
+        key = tuple(int(s) for s in input_shape)
+        if key not in self._adapted:
+            self._adapted[key] = tuple(torch.from_numpy(np.require(adapt(x, key), np.float32, ("C", "W")))
+                                       for x in (self.x_train, self.x_test))
+        return self._adapted[key]
+
+    def summary(self) -> str:
+        return (f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test samples of shape "
+                f"{self.shape}, {self.classes} classes")
+
+
+# ---------------------------------------------------------------- built-ins
+
+def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8), pixel values 0..16
+    y = d.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=SPLIT_SEED)
+    return Dataset("digits", BUILTINS["digits"], xtr, ytr, xte, yte, 10, tuple(str(i) for i in range(10)))
+
+
+def _encode(ytr, yte):
+    names = sorted(set(ytr.tolist()), key=lambda s: (0, int(s), s) if str(s).isdigit() else (1, 0, str(s)))
+    index = {n: i for i, n in enumerate(names)}
+    return (np.array([index[v] for v in ytr], np.int64), np.array([index[v] for v in yte], np.int64),
+            tuple(str(n) for n in names))
+
+
+def _standardise(xtr, xte):
+    """Per-channel standardisation with train statistics (axis 1 = channel)."""
+    axes = (0, 2)
+    mean = xtr.mean(axis=axes, keepdims=True)
+    std = xtr.std(axis=axes, keepdims=True) + 1e-6
+    return ((xtr - mean) / std).astype(np.float32), ((xte - mean) / std).astype(np.float32)
+
+
+def _basic_motions() -> Dataset:
+    from aeon.datasets import load_basic_motions
+
+    xtr, ytr = load_basic_motions(split="train")
+    xte, yte = load_basic_motions(split="test")
+    xtr, xte = _standardise(np.asarray(xtr, np.float64), np.asarray(xte, np.float64))
+    ytr, yte, names = _encode(np.asarray(ytr), np.asarray(yte))
+    return Dataset("basic-motions", BUILTINS["basic-motions"], xtr, ytr, xte, yte, len(names), names)
+
+
+def _japanese_vowels() -> Dataset:
+    from aeon.datasets import load_japanese_vowels
+
+    xtr, ytr = load_japanese_vowels(split="train")
+    xte, yte = load_japanese_vowels(split="test")
+    length = max(a.shape[1] for a in list(xtr) + list(xte))
+    # standardise on the real frames only (padding would bias the statistics), then zero-pad
+    frames = np.concatenate([a for a in xtr], axis=1)  # (12, total frames)
+    mean, std = frames.mean(axis=1, keepdims=True), frames.std(axis=1, keepdims=True) + 1e-6
+
+    def pad(series):
+        out = np.zeros((len(series), series[0].shape[0], length), np.float32)
+        for i, a in enumerate(series):
+            out[i, :, : a.shape[1]] = (a - mean) / std
+        return out
+
+    ytr, yte, names = _encode(np.asarray(ytr), np.asarray(yte))
+    return Dataset("japanese-vowels", BUILTINS["japanese-vowels"], pad(list(xtr)), ytr, pad(list(xte)), yte,
+                   len(names), names)
+
+
+BUILTINS = {
+    "digits": "1,797 real 8x8 handwritten digits (scikit-learn/UCI), 10 classes, stratified 80/20 split",
+    "basic-motions": "BasicMotions 6-axis IMU, 100 steps, 4 activities (UEA archive via aeon), 40/40 split",
+    "japanese-vowels": "JapaneseVowels 12 LPC coefficients x 7..29 frames, 9 speakers (UEA archive via aeon), 270/370 split",
+}
+_LOADERS = {"digits": _digits, "basic-motions": _basic_motions, "japanese-vowels": _japanese_vowels}
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in data set."""
+    return list(BUILTINS.items())
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> Dataset:
+    ds = _LOADERS[name]()
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        a.flags.writeable = False  # shared between callers through the cache
+    return ds
+
+
+def load_dataset(name_or_path) -> Dataset:
+    """A built-in data set by name, or user data from a path (``.npz``, directory, image folder)."""
+    key = str(name_or_path)
+    if key in _LOADERS:
+        return _builtin(key)
+    path = Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(BUILTINS)
+        if path.suffix or "/" in key or "\\" in key:
+            raise WorkbenchError(f"data set path does not exist (built-ins: {known})", where=key)
+        raise WorkbenchError(f"unknown data set {key!r} (built-ins: {known}; or give a .npz file or a folder)")
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise WorkbenchError("not a data set: expected a .npz file or a folder", where=str(path))
+        return _load_npz(path)
+    if (path / "data.npz").is_file():
+        return _load_npz(path / "data.npz")
+    return _load_image_folder(path)
+
+
+# ---------------------------------------------------------------- user data: npz
+
+def _load_npz(path: Path) -> Dataset:
+    where = str(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+        arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # corrupt zip, pickled objects, not an npz at all
+        raise WorkbenchError(f"cannot read as .npz ({type(exc).__name__}: {exc})", where=where) from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise WorkbenchError(f"missing key(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})",
+                             where=where)
+    x = {}
+    for split in ("train", "test"):
+        a = arrays[f"x_{split}"]
+        if not np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_:
+            raise WorkbenchError(f"x_{split} must be numeric, got dtype {a.dtype}", where=where)
+        if a.ndim < 2 or a.ndim > 4:
+            raise WorkbenchError(f"x_{split} must be (N, T), (N, C, T) or (N, C, H, W), got shape {a.shape}",
+                                 where=where)
+        if a.ndim == 2:
+            a = a[:, None, :]  # (N, T): a one-channel series
+        if not np.isfinite(a).all():
+            raise WorkbenchError(f"x_{split} contains NaN or infinite values", where=where)
+        x[split] = np.ascontiguousarray(a, dtype=np.float32)
+        if len(a) == 0:
+            raise WorkbenchError(f"x_{split} is empty", where=where)
+    if x["train"].shape[1:] != x["test"].shape[1:]:
+        raise WorkbenchError(f"x_train samples have shape {x['train'].shape[1:]} but x_test samples "
+                             f"{x['test'].shape[1:]}", where=where)
+    ytr, yte = arrays["y_train"], arrays["y_test"]
+    for split, y in (("train", ytr), ("test", yte)):
+        if y.ndim != 1:
+            raise WorkbenchError(f"y_{split} must be a 1-D label vector, got shape {y.shape}", where=where)
+        if len(y) != len(x[split]):
+            raise WorkbenchError(f"x_{split} has {len(x[split])} samples but y_{split} has {len(y)} labels",
+                                 where=where)
+    if ytr.dtype.kind in "USO" or yte.dtype.kind in "USO":
+        unknown = sorted(set(yte.tolist()) - set(ytr.tolist()))
+        if unknown:
+            raise WorkbenchError(f"y_test has labels not in y_train: {unknown[:5]}", where=where)
+        ytr, yte, names = _encode(ytr.astype(str), yte.astype(str))
+        classes = len(names)
+    else:
+        for split, y in (("train", ytr), ("test", yte)):
+            if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+                raise WorkbenchError(f"y_{split} labels must be integers 0..K-1", where=where)
+        ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
+        if "classes" in arrays:
+            classes = int(arrays["classes"])
+        else:
+            classes = int(ytr.max()) + 1
+        for split, y in (("train", ytr), ("test", yte)):
+            if y.min() < 0 or y.max() >= classes:
+                raise WorkbenchError(f"y_{split} labels out of range: found {int(y.min())}..{int(y.max())}, "
+                                     f"expected 0..{classes - 1}", where=where)
+        names = tuple(str(i) for i in range(classes))
+    if classes < 2:
+        raise WorkbenchError("need at least 2 classes", where=where)
+    name = path.parent.name if path.name == "data.npz" else path.stem
+    desc = str(arrays["description"]) if "description" in arrays else f"user data from {where}"
+    return Dataset(name, desc, x["train"], ytr, x["test"], yte, classes, names)
+
+
+# ---------------------------------------------------------------- user data: image folder
+
+def _load_image_folder(root: Path) -> Dataset:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # pragma: no cover
+        raise WorkbenchError("reading image folders needs Pillow (pip install pillow)", where=str(root)) from None
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise WorkbenchError(f"missing folder {split}/ (expected {root}/train/<class>/*.png and "
+                                 f"{root}/test/<class>/*, or a data.npz)", where=str(root))
+    class_names = sorted(p.name for p in (root / "train").iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_names) < 2:
+        raise WorkbenchError(f"need at least 2 class folders in train/, found {len(class_names)}", where=str(root / "train"))
+    index = {n: i for i, n in enumerate(class_names)}
+    files = {}
+    for split in ("train", "test"):
+        items = []
+        for cdir in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if cdir.name not in index:
+                raise WorkbenchError(f"class folder {cdir.name!r} has no counterpart in train/", where=str(cdir))
+            for f in sorted(cdir.iterdir()):
+                if f.is_file() and not f.name.startswith("."):
+                    if f.suffix.lower() not in IMAGE_EXTS:
+                        raise WorkbenchError(f"not an image (expected {', '.join(IMAGE_EXTS)})", where=str(f))
+                    items.append((f, index[cdir.name]))
+        if not items:
+            raise WorkbenchError("no images found in the class folders", where=str(root / split))
+        files[split] = items
+    images = {}
+    for split, items in files.items():
+        imgs = []
+        for f, _ in items:
+            try:
+                with Image.open(f) as im:
+                    im.load()
+                    imgs.append(im.copy())
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                raise WorkbenchError(f"not a readable image ({exc})", where=str(f)) from None
+        images[split] = imgs
+    all_imgs = images["train"] + images["test"]
+    gray = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in all_imgs)
+    sizes = [im.size for im in images["train"]]
+    size = max(set(sizes), key=sizes.count)  # the most common (W, H); others are resized to it
+
+    def to_array(im):
+        im = im.convert("L" if gray else "RGB")
+        if im.size != size:
+            im = im.resize(size, Image.BILINEAR)
+        a = np.asarray(im, dtype=np.float32) / 255.0
+        return a[None] if gray else a.transpose(2, 0, 1)
+
+    x = {s: np.stack([to_array(im) for im in images[s]]) for s in images}
+    y = {s: np.array([c for _, c in files[s]], np.int64) for s in files}
+    return Dataset(root.name, f"image folder {root}", x["train"], y["train"], x["test"], y["test"],
+                   len(class_names), tuple(class_names))
+
+
+# ---------------------------------------------------------------- adapting to an input shape
+
+def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad or crop the last axis to ``length``."""
+    t = x.shape[-1]
+    if t == length:
+        return x
+    if t > length:
+        return x[..., :length]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, length - t)]
+    return np.pad(x, pad)
+
+
+def adapt(x: np.ndarray, input_shape) -> np.ndarray:
+    """Fit a batch ``x`` (N, *sample) to an architecture's ``input_shape`` (float32, contiguous).
+
+    * image (N, C, h, w) → (N, C, H, W): bilinear resize (antialiased when shrinking)
+    * series (N, F, T) → (N, 1, frames, F) for a DS-CNN map: pad/crop time, time along H
+    * series (N, C, T) → (N, C, T'): pad/crop time
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    x = np.asarray(x, dtype=np.float32)
+    sample = x.shape[1:]
+    if len(sample) == 3 and len(input_shape) == 3:
+        if sample[0] != input_shape[0]:
+            raise WorkbenchError(f"data has {sample[0]}-channel images but the architecture expects "
+                                 f"{input_shape[0]} channels (input {input_shape})")
+        if sample[1:] == input_shape[1:]:
+            return np.ascontiguousarray(x)
+        import torch
+        import torch.nn.functional as F
+
+        shrink = input_shape[1] < sample[1] or input_shape[2] < sample[2]
+        out = F.interpolate(torch.tensor(x), size=input_shape[1:], mode="bilinear",
+                            align_corners=False, antialias=shrink)
+        return out.numpy().astype(np.float32, copy=False)
+    if len(sample) == 2 and len(input_shape) == 3:
+        if input_shape[0] != 1 or input_shape[2] != sample[0]:
+            raise WorkbenchError(f"data are series of {sample[0]} channels x {sample[1]} steps; the architecture "
+                                 f"expects a (1, frames, {input_shape[2]}) map (input {input_shape})")
+        return np.ascontiguousarray(_fit_length(x, input_shape[1]).transpose(0, 2, 1)[:, None])
+    if len(sample) == 2 and len(input_shape) == 2:
+        if sample[0] != input_shape[0]:
+            raise WorkbenchError(f"data have {sample[0]} channels but the architecture expects "
+                                 f"{input_shape[0]} (input {input_shape})")
+        return np.ascontiguousarray(_fit_length(x, input_shape[1]))
+    raise WorkbenchError(f"data samples of shape {sample} cannot feed an architecture with input {input_shape}")
