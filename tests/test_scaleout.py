@@ -40,11 +40,11 @@ def states(storage, study):
 
 
 def wait_for_running(storage, study, timeout=120):
-    """Block until some trial of the study is RUNNING (a worker is mid-training)."""
+    """Block until a worker is mid-training: a RUNNING trial whose architecture is already recorded."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            if "RUNNING" in states(storage, study):
+            if any(t.state.name == "RUNNING" and "arch" in t.user_attrs for t in trials_of(storage, study)):
                 return
         except KeyError:
             pass  # study not created yet
@@ -94,20 +94,17 @@ def test_a_killed_workers_trial_is_failed_and_retried(tmp_path, backend):
     study = f"crash-{uuid.uuid4().hex[:8]}"
     create_study(storage, study)
     victim = spawn("worker", "--study", study, "--storage", storage, "--trials", 5, "--heartbeat", 1)
+    wait_for_running(storage, study)  # the victim is mid-training ...
     survivor = spawn("worker", "--study", study, "--storage", storage, "--trials", 5, "--heartbeat", 1)
-    wait_for_running(storage, study)
-    time.sleep(0.3)
-    victim.send_signal(signal.SIGKILL)
+    victim.send_signal(signal.SIGKILL)  # ... and dies there
     victim.wait()
     out, err = survivor.communicate(timeout=300)
     assert survivor.returncode == 0, err[-2000:]
     trials = assert_complete_and_intact(storage, study, 5)
     failed = [t for t in trials if t.state.name == "FAIL"]
-    retried = [t for t in trials if "failed_trial" in t.system_attrs]
-    if failed:  # the victim died mid-trial: its trial went stale, was failed and run again with its parameters
-        assert retried and retried[0].params == next(t for t in trials
-                                                     if t.number == retried[0].system_attrs["failed_trial"]).params
-        assert retried[0].state.name == "COMPLETE"
+    assert len(failed) == 1  # the stale trial, failed by the survivor's heartbeat check ...
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number)
+    assert retry.params == failed[0].params and retry.state.name == "COMPLETE"  # ... and run again
 
 
 def test_next_worker_recovers_a_dead_single_worker(tmp_path):

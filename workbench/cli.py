@@ -20,7 +20,7 @@ QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trial
 def main(argv: list[str] | None = None) -> int:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress line replaces Optuna's log
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
