@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accuracy,latency plus optional sram and/or flash (default %(default)s)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs per trial (default %(default)s)")
     p.add_argument("--population", type=int, default=16, help="NSGA-II population / TPE start-up trials")
+    p.add_argument("--evaluator", default="train", choices=("train", "synflow", "naswot"),
+                   help="train each candidate (default) or score it with a training-free proxy (fast screening)")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study "
                    "(SQLite, journal file or PostgreSQL storage; default %(default)s)")
     _add_reliability_flags(p)
@@ -157,18 +159,18 @@ def cmd_search(args) -> int:
         raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
     return _run_search(args.space, args.device, args.data, args.study, args.storage, args.sampler, args.seed,
                        args.latency_budget, objectives, args.epochs, args.population, args.trials,
-                       workers=args.workers, heartbeat=args.heartbeat)
+                       workers=args.workers, heartbeat=args.heartbeat, evaluator=args.evaluator)
 
 
 def _run_search(space, device, data, study, storage, sampler, seed, budget, objectives, epochs, population,
-                trials, workers=1, heartbeat=10) -> int:
+                trials, workers=1, heartbeat=10, evaluator="train") -> int:
     from .search import Search, print_progress
 
     if epochs < 1:
         raise WorkbenchError(f"--epochs: must be >= 1, got {epochs}")
     search = Search(space, device, data, study_name=study, storage=storage, sampler=sampler, seed=seed,
                     latency_budget_ms=budget, objectives=objectives, epochs=epochs, population=population,
-                    listeners=[print_progress], heartbeat_s=heartbeat or None)
+                    listeners=[print_progress], heartbeat_s=heartbeat or None, evaluator=evaluator)
     helpers = _start_workers(search.study_name, storage, trials, workers - 1, heartbeat)
     try:
         result = search.run(trials)
@@ -178,12 +180,18 @@ def _run_search(space, device, data, study, storage, sampler, seed, budget, obje
     from .front import front_rows
 
     print(f"\nPareto front on {result.device.name} ({len(result.front)} of {len(result.study.trials)} trials; "
-          f"accuracy = held-out test top-1, costs predicted from the device LUT):")
+          f"{_quality_note(evaluator)}, costs predicted from the device LUT):")
     print(format_rows(front_rows(result.front, result.device), "table"))
     print(f"\nstudy '{search.study_name}' stored in {storage}  "
           f"(see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
           f"--device stm32l4r5)")
     return 0
+
+
+def _quality_note(evaluator: str) -> str:
+    if evaluator == "train":
+        return "accuracy = held-out test top-1"
+    return f"accuracy column = {evaluator} training-free score, not an accuracy"
 
 
 def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int) -> list:

@@ -28,7 +28,7 @@ OBJECTIVES = {
 class TrialRecord:
     number: int
     arch: Architecture
-    accuracy: float | None  # None: rejected before training
+    accuracy: float | None  # None: rejected before training; a proxy score in training-free studies
     predictions: dict[str, dict]
     rejected: tuple[str, ...]
     train_seconds: float | None
@@ -55,7 +55,8 @@ def load_records(study: optuna.Study) -> list[TrialRecord]:
         if "arch" not in t.user_attrs:
             continue
         records.append(TrialRecord(t.number, Architecture.from_dict(t.user_attrs["arch"]),
-                                   t.user_attrs.get("accuracy"), t.user_attrs.get("predictions", {}),
+                                   t.user_attrs.get("accuracy", t.user_attrs.get("score")),
+                                   t.user_attrs.get("predictions", {}),
                                    tuple(t.user_attrs.get("rejected", ())), t.user_attrs.get("train_seconds")))
     return records
 
@@ -63,8 +64,16 @@ def load_records(study: optuna.Study) -> list[TrialRecord]:
 def pareto_front(records: Sequence[TrialRecord], profile: DeviceProfile,
                  objectives: Sequence[str] = ("accuracy", "latency"),
                  latency_budget_ms: float | None = None) -> list[TrialRecord]:
-    """Non-dominated trained trials that fit ``profile``, sorted by their first minimised objective."""
-    candidates = [r for r in records if r.accuracy is not None and r.feasible_on(profile, latency_budget_ms)]
+    """Non-dominated trained trials that fit ``profile``, sorted by their first minimised objective.
+
+    A sampler may propose the same architecture twice; the front lists it once (its first trial).
+    """
+    seen: set = set()
+    candidates = []
+    for r in sorted(records, key=lambda r: r.number):
+        if r.accuracy is not None and r.arch not in seen and r.feasible_on(profile, latency_budget_ms):
+            seen.add(r.arch)
+            candidates.append(r)
     points = [_as_minimised(r, objectives, profile) for r in candidates]
     front = [r for r, p in zip(candidates, points)
              if not any(_dominates(q, p) for q in points if q is not p)]

@@ -39,14 +39,28 @@ def naswot(arch, batch: torch.Tensor, seed: int = 0) -> float:
 
 
 def synflow(arch, seed: int = 0) -> float:
-    """SynFlow score (log10) of ``arch``: data-free, BatchNorm in eval mode, weights made positive."""
+    """SynFlow score (log10) of ``arch``: data-free, BatchNorm in eval mode, weights made positive.
+
+    float32 (float64 convolutions have no fast CPU kernels; these nets are shallow enough not to overflow).
+    """
     torch.manual_seed(seed)
-    model = build_model(arch).double().eval()
+    model = _linearised(build_model(arch).eval())
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
     model.zero_grad()
-    out = model(torch.ones(1, *arch.input_shape, dtype=torch.float64))
+    out = model(torch.ones(1, *arch.input_shape))
     out.sum().backward()
-    total = sum(float((p * p.grad).abs().sum()) for p in model.parameters() if p.grad is not None)
-    return float(np.log10(total)) if total > 0 else float("-inf")
+    with torch.no_grad():
+        total = sum(float((p * p.grad).abs().sum(dtype=torch.float64)) for p in model.parameters()
+                    if p.grad is not None)
+    return float(np.log10(total)) if 0 < total < float("inf") else float("-inf")
+
+
+def _linearised(model: nn.Module) -> nn.Module:
+    """Swap activations for identities: SynFlow's all-positive network must not clip (ReLU6 saturates at 6)."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, (nn.ReLU, nn.ReLU6)):
+                setattr(module, name, nn.Identity())
+    return model

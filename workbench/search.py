@@ -24,6 +24,7 @@ from .space import SearchSpace, TrialSuggester, load_space, space_from_text
 from .storage import DEFAULT_STORAGE, HEARTBEAT_S, fail_stale_trials, has_heartbeat, open_storage
 
 SAMPLERS = ("tpe", "nsga2", "random")
+EVALUATORS = ("train", "synflow", "naswot")
 
 
 def make_sampler(name: str, seed: int, population: int = 16) -> optuna.samplers.BaseSampler:
@@ -85,6 +86,7 @@ class Search:
     heartbeat_s: int | None = HEARTBEAT_S  # RDB storages: detect and retry trials of dead workers
     poll_s: float = 1.0  # how often a worker that waits for others' trials looks again
     worker: int = 0  # distinguishes the sampler seeds of workers that share a study
+    evaluator: str = "train"  # or a training-free proxy: "synflow", "naswot" (seconds → milliseconds per trial)
 
     def __post_init__(self):
         from .data import load_dataset
@@ -108,6 +110,8 @@ class Search:
                                  f"got {','.join(self.objectives)}")
         if self.study_name is None:
             self.study_name = f"{self.space.name}-{self.device.name}"
+        if self.evaluator not in EVALUATORS:
+            raise WorkbenchError(f"--evaluator: {self.evaluator!r} is not one of {', '.join(EVALUATORS)}")
         if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
             raise WorkbenchError(f"--latency-budget: must be > 0 ms, got {self.latency_budget_ms}")
         self.profiles = self._profiles_with_target()
@@ -131,7 +135,7 @@ class Search:
         space = space_from_text(attrs["space_yaml"], f"study {study_name} (stored space)")
         options = dict(study_name=study_name, storage=storage, sampler=attrs["sampler"], seed=attrs["seed"],
                        latency_budget_ms=attrs["latency_budget_ms"], objectives=attrs["objectives"],
-                       epochs=attrs["epochs"], worker=os.getpid())
+                       epochs=attrs["epochs"], evaluator=attrs.get("evaluator", "train"), worker=os.getpid())
         options.update(overrides)
         device = options.pop("device", None) or _stored_device(attrs)
         data = options.pop("data", None) or attrs.get("data_source") or attrs["data"]
@@ -147,7 +151,7 @@ class Search:
                 "device": self.device.name,
                 "device_file": self.device.path, "data": self.data.name, "data_source": self.data_source, "objectives": list(self.objectives),
                 "latency_budget_ms": self.latency_budget_ms, "epochs": self.epochs, "seed": self.seed,
-                "sampler": self.sampler}
+                "sampler": self.sampler, "evaluator": self.evaluator}
 
     def _open_study(self) -> optuna.Study:
         storage = open_storage(self.storage, heartbeat_s=self.heartbeat_s)
@@ -172,7 +176,7 @@ class Search:
     def _check_compatible(self, study: optuna.Study) -> None:
         """Resuming with other settings would mix incomparable trials: refuse with the difference."""
         saved = study.user_attrs
-        for key in ("space", "device", "data", "objectives", "latency_budget_ms", "epochs"):
+        for key in ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator"):
             mine = self._settings()[key]
             if key in saved and saved[key] != mine:
                 raise WorkbenchError(f"study {self.study_name!r} was created with {key}={saved[key]!r}, "
@@ -272,8 +276,10 @@ class Search:
         accuracy = None
         if rejected:
             trial.set_user_attr("rejected", list(rejected))
-        else:
+        elif self.evaluator == "train":
             accuracy = self._train(arch, trial)
+        else:
+            accuracy = self._proxy(arch, trial)
         self._report(trial.number, arch, accuracy, target, rejected, time.perf_counter() - start)
         return tuple(self._objective_value(o, accuracy, target) for o in self.objectives)
 
@@ -286,6 +292,19 @@ class Search:
         trial.set_user_attr("train_seconds", round(result.train_seconds, 3))
         trial.set_user_attr("train_seed", self.seed + trial.number)
         return result.accuracy
+
+    def _proxy(self, arch, trial: optuna.Trial) -> float:
+        """A training-free score instead of accuracy (stored as ``score``, never as ``accuracy``)."""
+        from . import proxies
+
+        start = time.perf_counter()
+        if self.evaluator == "synflow":
+            score = proxies.synflow(arch, seed=self.seed)
+        else:
+            score = proxies.naswot(arch, self.data.adapted(arch.input_shape)[0][:64], seed=self.seed)
+        trial.set_user_attr("score", score)
+        trial.set_user_attr("eval_seconds", round(time.perf_counter() - start, 5))
+        return score
 
     @staticmethod
     def _objective_value(objective: str, accuracy: float | None, pred: dict) -> float:

@@ -1,0 +1,277 @@
+"""Export: every format written from a real (tiny) study, run in its own runtime and verified.
+
+One sensor-IMU study (1-D, basic-motions) is searched once per module and exported to all four
+formats; a small MBConv vision model (2-D, digits, int8 policy with a 4-bit stage) covers NHWC I/O,
+int4 ONNX weights and the documented TFLite fallback. Failure paths (verification failure → exit 1,
+unsupported layer → one-line error and exit 2) run through the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from workbench import exporters
+from workbench import export as ex
+from workbench.arch import Architecture
+from workbench.data import load_dataset
+from workbench.errors import WorkbenchError
+
+ALL = ["onnx", "onnx-int8", "tflite", "tflite-int8"]
+
+
+@pytest.fixture(scope="module")
+def imu_study(tmp_path_factory):
+    from workbench.search import Search
+
+    tmp = tmp_path_factory.mktemp("study")
+    storage = f"sqlite:///{tmp}/s.db"
+    Search("sensor-imu", "stm32f746", "basic-motions", study_name="imu", storage=storage, epochs=1).run(2)
+    return storage
+
+
+@pytest.fixture(scope="module")
+def imu_export(imu_study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imu-export")
+    return ex.export_trial("imu", imu_study, "best", ALL, out, repeats=20)
+
+
+def _interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    return it
+
+
+# ---------------------------------------------------------------- 1-D study, all formats
+
+def test_all_formats_written_and_verified(imu_export):
+    m = imu_export.manifest
+    assert imu_export.ok and m["ok"] is True
+    assert set(m["files"]) == set(ALL)
+    for name, entry in m["files"].items():
+        v = entry["verification"]
+        assert entry["passed"] and v["passed"], name
+        assert v["samples"] == 40
+        if name in ("onnx", "tflite"):
+            assert v["agreement"] >= 0.999 and v["max_abs_logit_diff"] <= 1e-4
+            assert entry["fallbacks"] == []
+        else:
+            assert v["pytorch_accuracy"] - v["accuracy"] <= v["max_accuracy_drop"]
+        assert entry["latency_ms_measured"]["median"] > 0
+
+
+def test_manifest_records_trial_policy_predictions_tools(imu_export, imu_study):
+    m = json.loads(imu_export.manifest_path.read_text())
+    assert m["study"] == "imu" and isinstance(m["trial"], int) and m["trial_selector"] == "best"
+    arch = Architecture.from_dict(m["architecture"])
+    assert m["policy"] == arch.policy
+    training = m["training"]
+    assert training["source"] == "retrained" and training["reproduced"] is True
+    assert training["accuracy"] == training["stored_accuracy"]
+    assert m["device"] == "stm32f746"
+    assert {"latency_ms", "peak_sram_bytes", "flash_bytes"} <= set(m["predicted"])
+    assert m["tools"]["torch"].startswith("2.13") and m["tools"]["litert-torch"] == "0.10.0"
+
+
+def test_best_follows_the_device_front(imu_study):
+    from workbench.front import load_records, pareto_front
+    from workbench.profiles import load_profile
+    from workbench.storage import open_storage
+    import optuna
+
+    source = ex.resolve_trial("imu", imu_study, "best", device="stm32l4r5")
+    assert source.profile.name == "stm32l4r5"
+    study = optuna.load_study(study_name="imu", storage=open_storage(imu_study))
+    front = pareto_front(load_records(study), load_profile("stm32l4r5"))
+    assert source.number == max(front, key=lambda r: r.accuracy).number or \
+        source.attrs["accuracy"] == max(r.accuracy for r in front)
+
+
+def test_manifest_sizes_and_hashes_match_files(imu_export):
+    for entry in imu_export.manifest["files"].values():
+        path = imu_export.out_dir / entry["file"]
+        data = path.read_bytes()
+        assert entry["bytes"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_onnx_files_run_in_onnxruntime(imu_export):
+    x = load_dataset("basic-motions").adapted((6, 100))[1].numpy()
+    for name in ("onnx", "onnx-int8"):
+        path = imu_export.files[name]
+        model = onnx.load(str(path))
+        assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert sess.get_inputs()[0].shape == [1, 6, 100]
+        logits = sess.run(None, {sess.get_inputs()[0].name: x[:1]})[0]
+        assert logits.shape == (1, 4)
+    qdq = onnx.load(str(imu_export.files["onnx-int8"]))
+    assert any(n.op_type == "DequantizeLinear" for n in qdq.graph.node)
+
+
+def test_tflite_files_channel_last_and_int8_io(imu_export):
+    fp = _interpreter(imu_export.files["tflite"])
+    assert list(fp.get_input_details()[0]["shape"]) == [1, 100, 6]  # NWC
+    assert fp.get_input_details()[0]["dtype"] == np.float32
+    q = _interpreter(imu_export.files["tflite-int8"])
+    inp, out = q.get_input_details()[0], q.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    assert list(inp["shape"]) == [1, 100, 6] and list(out["shape"]) == [1, 4]
+    assert inp["quantization"][0] > 0 and out["quantization"][0] > 0
+
+
+def test_reported_accuracy_is_what_the_file_gives(imu_export):
+    """Recompute one file's accuracy independently of the exporter's runner."""
+    ds = load_dataset("basic-motions")
+    x = ds.adapted((6, 100))[1].numpy()
+    sess = ort.InferenceSession(str(imu_export.files["onnx"]), providers=["CPUExecutionProvider"])
+    pred = np.array([sess.run(None, {"input": x[i:i + 1]})[0].argmax() for i in range(len(x))])
+    acc = float((pred == ds.y_test).mean())
+    assert acc == pytest.approx(imu_export.manifest["files"]["onnx"]["verification"]["accuracy"])
+
+
+# ---------------------------------------------------------------- 2-D vision model, NHWC, 4-bit stage
+
+VISION = {"head_width": 64, "precision": "int8", "quant_mode": "ptq", "resolution": 24, "stem_kernel": 3,
+          "stem_stride": 2, "stem_width": 8,
+          "s1_depth": 1, "s1_expand": 1, "s1_kernel": 3, "s1_stride": 1, "s1_wbits": 8, "s1_width": 8,
+          "s2_depth": 2, "s2_expand": 3, "s2_kernel": 3, "s2_stride": 2, "s2_wbits": 4, "s2_width": 16,
+          "s3_depth": 1, "s3_expand": 3, "s3_kernel": 3, "s3_stride": 2, "s3_wbits": 8, "s3_width": 24,
+          "s4_depth": 1, "s4_expand": 3, "s4_kernel": 3, "s4_stride": 1, "s4_wbits": 8, "s4_width": 32}
+
+
+@pytest.fixture(scope="module")
+def vision_export(tmp_path_factory):
+    from workbench.train import train_and_evaluate
+
+    arch = Architecture.create("vision", "mbconv", (1, 24, 24), 10, VISION)
+    ds = load_dataset("digits")
+    result = train_and_evaluate(arch, ds, epochs=4, seed=0)
+    out = tmp_path_factory.mktemp("vision-export")
+    export = ex.export_model(result.model, arch, ds, out, ["tflite-int8", "onnx-int8"], name="digits", repeats=20)
+    return arch, result, export
+
+
+def test_vision_tflite_int8_is_nhwc_int8_and_verified(vision_export):
+    arch, result, export = vision_export
+    assert result.fp32_accuracy > 0.5  # a model that learned, so the INT8 check means something
+    q = _interpreter(export.files["tflite-int8"])
+    inp, out = q.get_input_details()[0], q.get_output_details()[0]
+    assert list(inp["shape"]) == [1, 24, 24, 1] and inp["dtype"] == np.int8
+    assert list(out["shape"]) == [1, 10] and out["dtype"] == np.int8
+    entry = export.manifest["files"]["tflite-int8"]
+    assert entry["passed"] and entry["input_layout"] == "NHWC"
+    # the 4-bit stage is a documented fallback, and no op was left in float
+    assert len(entry["fallbacks"]) == 1 and "stage s2" in entry["fallbacks"][0] and "int8" in entry["fallbacks"][0]
+    from workbench.exporters.tflite_format import float_ops
+
+    assert float_ops(export.files["tflite-int8"]) == []
+
+
+def test_vision_onnx_int8_stores_4bit_stage_as_int4(vision_export):
+    arch, _, export = vision_export
+    from workbench.exporters.onnx_format import stored_weight_bits
+
+    stored = stored_weight_bits(onnx.load(str(export.files["onnx-int8"])))
+    s2 = [i for i, op in enumerate(arch.ops) if op.stage == "s2"]
+    assert s2 and all(bits == 4 for name, bits in stored.items() if int(name.split(".")[1]) in s2)
+    assert all(bits == 8 for name, bits in stored.items() if int(name.split(".")[1]) not in s2)
+    entry = export.manifest["files"]["onnx-int8"]
+    assert entry["passed"] and entry["fallbacks"] == [] and entry["policy_applied"] is True
+    assert export.manifest["policy"]["stage_weight_bits"]["s2"] == 4
+
+
+def test_deployable_model_strips_quant_and_folds_bn(vision_export):
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from workbench.quant import ActFakeQuant, quant_disabled
+
+    arch, result, _ = vision_export
+    deploy = ex.deployable_model(result.model)  # the export already built one: the source model is intact
+    assert any(parametrize.is_parametrized(m) for m in result.model.modules())
+    assert not any(isinstance(m, (ActFakeQuant, nn.BatchNorm2d)) for m in deploy.modules())
+    assert not any(parametrize.is_parametrized(m) for m in deploy.modules())
+    x = torch.rand(4, *arch.input_shape)
+    with torch.no_grad(), quant_disabled(result.model):
+        assert torch.allclose(deploy(x), result.model(x), atol=1e-4)
+
+
+# ---------------------------------------------------------------- what cannot be exported
+
+def test_two_bit_weights_are_a_clear_error():
+    choices = dict(VISION, s3_wbits=2)
+    arch = Architecture.create("vision", "mbconv", (1, 24, 24), 10, choices)
+    with pytest.raises(WorkbenchError, match=r"op \d+ \(mbconv, stage s3\) has 2-bit weights.*tflite-int8"):
+        ex.check_support(arch, exporters.get_format("tflite-int8"))
+    with pytest.raises(WorkbenchError, match="onnx-int8"):
+        ex.check_support(arch, exporters.get_format("onnx-int8"))
+    assert ex.check_support(arch, exporters.get_format("onnx")) == []  # fp32 files carry no integer policy
+
+
+def test_unsupported_layer_is_one_line_exit_2(cli, imu_study, tmp_path, monkeypatch):
+    fmt = exporters.FORMATS["tflite"]
+    monkeypatch.setitem(exporters.FORMATS, "tflite",
+                        dataclasses.replace(fmt, op_kinds=fmt.op_kinds - {"conv1d"}))
+    r = cli("export", "--study", "imu", "--storage", imu_study, "--format", "tflite", "--out", tmp_path / "o")
+    assert r.code == 2
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: op 0 (conv1d")
+    assert "tflite" in lines[0]
+    assert not (tmp_path / "o").exists()  # refused before training or writing
+
+
+def test_forced_verification_failure_exits_1(cli, imu_study, tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "FP32_MAX_ABS", -1.0)  # no file can meet it
+    r = cli("export", "--study", "imu", "--storage", imu_study, "--format", "onnx", "--out", tmp_path)
+    assert r.code == 1
+    assert "FAIL" in r.out and "FAILED verification: onnx" in r.out
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["ok"] is False and m["files"]["onnx"]["passed"] is False
+
+
+def test_cli_exports_from_saved_weights(cli, imu_study, tmp_path):
+    source = ex.resolve_trial("imu", imu_study, "best")
+    model, _ = ex.trained_model(source, load_dataset("basic-motions"))
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    r = cli("export", "--study", "imu", "--storage", imu_study, "--trial", source.number, "--format", "onnx",
+            "--weights", tmp_path / "w.pt", "--out", tmp_path / "o")
+    assert r.code == 0, r.err
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["training"]["source"] == "weights" and m["trial"] == source.number
+    assert m["training"]["accuracy"] == pytest.approx(m["training"]["stored_accuracy"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "onnx,coreml"], "unknown format 'coreml'"),
+    (["--trial", "99"], "no trial 99"),
+    (["--trial", "first"], "expected a trial number or 'best'"),
+])
+def test_bad_arguments_are_one_line_errors(cli, imu_study, tmp_path, args, message):
+    r = cli("export", "--study", "imu", "--storage", imu_study, "--out", tmp_path, *args)
+    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_unknown_study_lists_known(cli, imu_study, tmp_path):
+    r = cli("export", "--study", "nope", "--storage", imu_study, "--out", tmp_path)
+    assert r.code == 2 and "imu" in r.err
+
+
+def test_saved_fake_quant_weights_load_as_deployed(vision_export, tmp_path):
+    from workbench.train import evaluate
+
+    arch, result, _ = vision_export
+    torch.save(result.model.state_dict(), tmp_path / "q.pt")
+    loaded = ex.load_weights(arch, tmp_path / "q.pt")
+    assert evaluate(loaded, arch, load_dataset("digits")) == pytest.approx(result.accuracy)
+    with pytest.raises(WorkbenchError, match="does not fit"):
+        ex.load_weights(Architecture.create("vision", "mbconv", (1, 24, 24), 10, dict(VISION, head_width=128)),
+                        tmp_path / "q.pt")
