@@ -125,7 +125,7 @@ class DeviceProfile:
 def _size(n_bytes: int) -> str:
     for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
         if n_bytes >= scale:
-            return f"{n_bytes / scale:g} {unit}"
+            return f"{n_bytes / scale:.4g} {unit}"
     return f"{n_bytes / 1024:g} KB"
 
 

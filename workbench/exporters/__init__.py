@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import WorkbenchError
+from ..ops import OP_KINDS
 
 
 _NOISY_LOGGERS = ("", "torch", "torchao", "torch.onnx", "torch.export", "absl")
@@ -126,7 +127,7 @@ def _tflite(name):
     return getattr(tflite_format, name)
 
 
-ALL_KINDS = frozenset({"conv2d", "mbconv", "dsconv2d", "conv1d", "maxpool1d", "avgpool1d", "gap", "linear"})
+ALL_KINDS = frozenset(OP_KINDS)
 
 FORMATS: dict[str, Format] = {
     "onnx": Format("onnx", ".onnx", False, "onnx", "ONNX fp32 (torch.onnx dynamo exporter, one file)",

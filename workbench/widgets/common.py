@@ -1,0 +1,185 @@
+"""What every widget shares: a study read back from storage, the metrics an axis can show, and a
+reload-safe way to push a plotly figure to the browser.
+
+The widgets only *read* what the search stored (``workbench.front`` records, their per-device
+predictions) and ask ``workbench.front``/``workbench.cost`` for fronts and costs, so a notebook draws
+exactly what ``workbench pareto`` prints.
+"""
+from __future__ import annotations
+
+import html
+from copy import deepcopy
+from dataclasses import dataclass, field
+
+import optuna
+
+from ..errors import WorkbenchError
+from ..front import TrialRecord, load_records, pareto_front
+from ..profiles import DeviceProfile, all_profiles, load_profile
+from ..storage import DEFAULT_STORAGE, open_storage, study_names
+
+# axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
+# ``latency@<profile>`` pins latency to one profile whatever device is picked.
+METRICS = {
+    "accuracy": "accuracy",
+    "latency": "latency (ms)",
+    "sram": "peak SRAM (KB)",
+    "flash": "flash (KB)",
+    "macs": "MACs",
+    "params": "parameters",
+}
+COLORS = {"front": "#d62728", "feasible": "#1f77b4", "infeasible": "#b0b0b0", "rejected": "#7f7f7f",
+          "selected": "#ff7f0e"}
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+@dataclass
+class StudyView:
+    """A stored study plus the settings the search saved with it (target device, objectives, budget)."""
+
+    study: optuna.Study
+    storage_url: str | None = None  # needed to export (the exporter reopens the study by name)
+    records: list[TrialRecord] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.reload()
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def settings(self) -> dict:
+        return self.study.user_attrs
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return tuple(self.settings.get("objectives", ("accuracy", "latency")))
+
+    @property
+    def latency_budget_ms(self) -> float | None:
+        return self.settings.get("latency_budget_ms")
+
+    @property
+    def target(self) -> DeviceProfile:
+        """The device the search aimed at (a user profile folder is found again by its path)."""
+        return load_profile(self.settings.get("device_file") or self.settings["device"])
+
+    def reload(self) -> list[TrialRecord]:
+        """Re-read finished trials: the storage is the single source of truth (live searches append)."""
+        self.records = load_records(self.study)
+        return self.records
+
+    def record(self, number: int) -> TrialRecord:
+        for r in self.records:
+            if r.number == number:
+                return r
+        raise WorkbenchError(f"study {self.name!r} has no finished trial {number}")
+
+    def front(self, profile: DeviceProfile, objectives=None) -> list[TrialRecord]:
+        return pareto_front(self.records, profile, objectives or self.objectives, self.latency_budget_ms)
+
+    def profiles(self, extra=()) -> dict[str, DeviceProfile]:
+        """Every shipped profile, the target (which may be a user's own folder) and ``extra`` ones
+        (names, folders or profiles): a user profile added after the search is costed on the fly."""
+        found = {p.name: p for p in all_profiles()}
+        for profile in (self.target, *extra):
+            profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+            found[profile.name] = profile
+        return found
+
+
+def study_view(source, storage: str | None = None) -> StudyView:
+    """Accept what a notebook has at hand: a SearchResult, a Search, an optuna Study, a StudyView or a
+    study name (with ``storage``)."""
+    if isinstance(source, StudyView):
+        return source
+    study = getattr(source, "study", source)
+    url = storage or getattr(source, "storage_url", None) or _str_or_none(getattr(source, "storage", None))
+    if isinstance(study, str):
+        url = url or DEFAULT_STORAGE
+        opened = open_storage(url)
+        if study not in study_names(opened):
+            raise WorkbenchError(f"no study {study!r} in {url} (studies there: {', '.join(study_names(opened)) or 'none'})")
+        study = optuna.load_study(study_name=study, storage=opened)
+    if not isinstance(study, optuna.Study):
+        raise WorkbenchError(f"cannot read a study from {type(source).__name__}")
+    return StudyView(study, url or _storage_url(study))
+
+
+def _str_or_none(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _storage_url(study: optuna.Study) -> str | None:
+    """An RDB study remembers its URL (behind Optuna's cache); a journal study does not."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    return getattr(backend, "url", None)
+
+
+# ---------------------------------------------------------------- metrics on axes
+
+def axis_options(profiles) -> list[tuple[str, str]]:
+    """Dropdown options: every metric on the picked device, plus latency on each named profile."""
+    options = [(label + " — picked device" if key in ("latency", "flash") else label, key)
+               for key, label in METRICS.items()]
+    options += [(f"latency (ms) on {name}", f"latency@{name}") for name in profiles]
+    return options
+
+
+def split_axis(axis: str) -> tuple[str, str | None]:
+    metric, _, device = axis.partition("@")
+    if metric not in METRICS:
+        raise WorkbenchError(f"unknown axis {axis!r} (metrics: {', '.join(METRICS)}, or latency@<device>)")
+    return metric, device or None
+
+
+def axis_title(axis: str, profile: DeviceProfile) -> str:
+    metric, device = split_axis(axis)
+    where = device or profile.name
+    return f"{METRICS[metric]} on {where}" if metric in ("latency", "flash") else METRICS[metric]
+
+
+def metric_value(record: TrialRecord, axis: str, profile: DeviceProfile, profiles: dict) -> float | None:
+    """A record's value on an axis, read from its stored prediction (None: no accuracy / not runnable)."""
+    metric, device = split_axis(axis)
+    if metric == "accuracy":
+        return record.accuracy
+    pred = record.prediction(profiles[device] if device else profile)
+    value = {"latency": pred["latency_ms"], "sram": pred["peak_sram_bytes"] / 1024,
+             "flash": pred["flash_bytes"] / 1024, "macs": pred["macs"], "params": pred["params"]}[metric]
+    return None if value is None else float(value)
+
+
+def minimised(axis: str) -> bool:
+    return split_axis(axis)[0] != "accuracy"
+
+
+def hover_text(record: TrialRecord, profile: DeviceProfile) -> str:
+    """Hover: the architecture summary and what it costs on the picked device."""
+    pred = record.prediction(profile)
+    acc = "rejected before training" if record.accuracy is None else f"accuracy {record.accuracy:.4f}"
+    lat = "not runnable" if pred["latency_ms"] is None else f"{pred['latency_ms']:.3f} ms"
+    return (f"trial {record.number}: {acc}<br>{html.escape(record.arch.summary())}<br>"
+            f"{profile.name}: {lat}, SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB, "
+            f"flash {pred['flash_bytes'] / 1024:.1f} KB, {pred['macs']:,} MACs")
+
+
+# ---------------------------------------------------------------- plotly in the browser
+
+def sync_snapshot(fig) -> None:
+    """Make the figure's *state* match what Python holds.
+
+    plotly 7's FigureWidget sends Python-side edits as one-off messages (``_py2js_*``) and keeps its
+    initial figure in the synced ``_widget_data``/``_widget_layout`` traits; a browser that connects
+    later (page reload) draws from those traits only. Copying the current figure into them after
+    every edit makes a reload show the current data. The front end ignores changes to these traits
+    while a view is open, so this never redraws twice.
+    """
+    if hasattr(fig, "_widget_data"):
+        fig._widget_data = deepcopy(fig._data)
+        fig._widget_layout = deepcopy(fig._layout_obj._props)
+
+
+def esc(value) -> str:
+    return html.escape(str(value))
