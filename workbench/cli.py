@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import WorkbenchError
 
-QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trials": 14, "epochs": 3,
+QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trials": 24, "epochs": 3,
               "latency_budget_ms": 12.0, "study": "quickstart", "seed": 0}
 
 

@@ -178,6 +178,23 @@ class ParetoExplorer(widgets.VBox):
         for index, label in ((FEASIBLE, "trained, fits"), (INFEASIBLE, "trained, does not fit"),
                              (REJECTED, "rejected before training"), (FRONT, "Pareto front")):
             self.figure.data[index].name = f"{label} ({len(groups[index])})"
+        self._fit_x_to_trained(profile, groups)
+
+    def _fit_x_to_trained(self, profile: DeviceProfile, groups) -> None:
+        """Zoom x to the trained trials; rejected ones further out sit on the right edge (hover tells the value).
+
+        Rejected candidates are often far slower (that is why they were rejected) and would squash the front.
+        """
+        xs = [x for i in (FEASIBLE, INFEASIBLE) for r in groups[i] for x in [self._xy(r, profile)[0]] if x is not None]
+        if not xs:
+            self.figure.layout.xaxis.autorange = True
+            return
+        lo, hi = min(xs), max(xs)
+        pad = 0.08 * (hi - lo or abs(hi) or 1.0)
+        self.figure.layout.xaxis.range = [lo - pad, hi + pad]
+        rejected = self.figure.data[REJECTED]
+        if rejected.x:
+            rejected.x = [min(x, hi + pad * 0.9) for x in rejected.x]
 
     def _status_html(self, profile: DeviceProfile, groups) -> str:
         budget = self.view.latency_budget_ms
