@@ -6,7 +6,9 @@ the figure shows the *current* data (plotly 7's FigureWidget sends Python-side e
 messages; the widgets keep its synced state current — see ``workbench.widgets.common.sync_snapshot``).
 
 Skipped (with the reason) when Chromium, Playwright or JupyterLab is missing — except in CI (``CI=true``),
-where it must run. Screenshots go to ``docs/screenshots/`` (or ``$WORKBENCH_SCREENSHOTS``).
+where it must run. Screenshots go to a temporary folder, or to ``$WORKBENCH_SCREENSHOTS``: the README's
+pictures come from ``WORKBENCH_SCREENSHOTS=docs/screenshots WORKBENCH_BROWSER_TRIALS=24 python -m pytest
+tests/test_browser.py``.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -24,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("WORKBENCH_SCREENSHOTS", ROOT / "docs" / "screenshots"))
+SCREENSHOTS = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="workbench-screenshots-"))
 RUN_TIMEOUT_S = 420
 # Settings that removed flakiness: no news/update pop-ups, every cell kept in the DOM (no windowing).
 OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
