@@ -12,6 +12,7 @@ litert-torch) are only imported when a format of theirs is written or opened.
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 import io
 import logging
 import os
@@ -70,21 +71,24 @@ class WriteResult:
     notes: dict = field(default_factory=dict)
 
 
-class Runner:
+class Runner(ABC):
     """A loaded file: ``predict`` one channel-first float sample batch → float logits; ``run_once``
     is the bare inference call that timing measures (input already prepared)."""
 
     runtime: str = ""
     interface: dict = {}
 
-    def predict(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Implemented by each format's runner."""
 
-    def prepare(self, x: np.ndarray):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def prepare(self, x: np.ndarray):
+        """Implemented by each format's runner."""
 
-    def run_once(self, prepared) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def run_once(self, prepared) -> None:
+        """Implemented by each format's runner."""
 
     def latency_ms(self, x: np.ndarray, warmup: int, repeats: int) -> float:
         """Median single-inference wall time (ms), input conversion excluded: median because a
