@@ -148,8 +148,8 @@ class Search:
 
     def _settings(self) -> dict:
         return {"space": self.space.name, "space_file": self.space.path, "space_yaml": self.space.text,
-                "device": self.device.name,
-                "device_file": self.device.path, "data": self.data.name, "data_source": self.data_source, "objectives": list(self.objectives),
+                "device": self.device.name, "device_file": self.device.path,
+                "data": self.data.name, "data_source": self.data_source, "objectives": list(self.objectives),
                 "latency_budget_ms": self.latency_budget_ms, "epochs": self.epochs, "seed": self.seed,
                 "sampler": self.sampler, "evaluator": self.evaluator}
 
@@ -163,7 +163,7 @@ class Search:
             existing = None
         n_done = len(existing.trials) if existing else 0
         # a resumed study or another worker must not replay the first run's random draws
-        sampler = make_sampler(self.sampler, self.seed + n_done + 7919 * self.worker, self.population)
+        sampler = make_sampler(self.sampler, (self.seed + n_done + 7919 * self.worker) % 2**31, self.population)
         if existing is not None:
             self._check_compatible(existing)
             return optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
@@ -175,9 +175,9 @@ class Search:
 
     def _check_compatible(self, study: optuna.Study) -> None:
         """Resuming with other settings would mix incomparable trials: refuse with the difference."""
-        saved = study.user_attrs
+        saved, settings = study.user_attrs, self._settings()
         for key in ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator"):
-            mine = self._settings()[key]
+            mine = settings[key]
             if key in saved and saved[key] != mine:
                 raise WorkbenchError(f"study {self.study_name!r} was created with {key}={saved[key]!r}, "
                                      f"not {mine!r}; use another --study name")
