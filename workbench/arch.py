@@ -35,9 +35,7 @@ class Architecture:
     @cached_property
     def segments(self) -> tuple:
         """The op schedule in memoised segments (stem, stages, head): what lowering returns."""
-        from .families import get_family
-
-        return get_family(self.family).lower(self)
+        return _families().get_family(self.family).lower(self)
 
     @cached_property
     def ops(self) -> tuple[Op, ...]:
@@ -115,6 +113,11 @@ class Architecture:
 
     def summary(self) -> str:
         """One line for tables and hover text."""
-        from .families import get_family
+        return _families().get_family(self.family).summary(self)
 
-        return get_family(self.family).summary(self)
+
+def _families():
+    """The family registry, imported on first use (families import this module)."""
+    from . import families
+
+    return families

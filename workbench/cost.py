@@ -48,20 +48,20 @@ def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
     latency, interpolated, supported = 0.0, 0, True
     macs = params = weight_bytes = n_layers = n_ops = peak = 0
     cache = profile.lut.segment_cache
-    allowed = profile.precisions
     for seg in arch.segments:
         hit = cache.get(seg)
         if hit is None:
             hit = cache[seg] = _segment_latency(seg, profile)
         latency += hit[0]
         interpolated += hit[1]
-        supported = supported and seg.precisions.issubset(allowed)
+        supported = supported and hit[2]
         macs += seg.macs
         params += seg.params
         weight_bytes += seg.weight_bytes
         n_layers += seg.n_layers
         n_ops += seg.n_ops
-        peak = max(peak, seg.peak_bytes)
+        if seg.peak_bytes > peak:
+            peak = seg.peak_bytes
     flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
     if not supported:
         return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params)
@@ -69,10 +69,10 @@ def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
                         macs, params)
 
 
-def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int]:
-    """Sum of the segment's LUT entries; ops the LUT lacks are interpolated (and counted)."""
+def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int, bool]:
+    """(sum of the segment's LUT entries, ops interpolated because the LUT lacks them, device runs it)."""
     if not seg.precisions.issubset(profile.precisions):
-        return 0.0, 0
+        return 0.0, 0, False
     table = profile.lut.mean_ms
     total, interpolated = 0.0, 0
     for op, key in zip(seg.ops, seg.keys):
@@ -81,7 +81,7 @@ def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int]:
             ms = profile.lut.predict(op)
             interpolated += 1
         total += ms
-    return total, interpolated
+    return total, interpolated, True
 
 
 def per_op_latency(arch: Architecture, profile: DeviceProfile) -> list[tuple[str, float, bool]]:

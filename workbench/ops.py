@@ -200,7 +200,8 @@ class Segment:
     per-segment latency per LUT. Identity-hashed (segments are unique by construction).
     """
 
-    __slots__ = ("ops", "keys", "macs", "params", "weight_bytes", "peak_bytes", "n_layers", "precisions", "n_ops")
+    __slots__ = ("ops", "keys", "macs", "params", "weight_bytes", "peak_bytes", "n_layers", "precisions", "n_ops",
+                 "out_shape")
 
     def __init__(self, ops: tuple[Op, ...]):
         self.ops = tuple(ops)
@@ -212,10 +213,7 @@ class Segment:
         self.n_layers = sum(len(op.layers) for op in self.ops)
         self.precisions = frozenset(op.precision for op in self.ops)
         self.n_ops = len(self.ops)
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.ops[-1].out_shape
+        self.out_shape = self.ops[-1].out_shape
 
     def __repr__(self) -> str:
         return f"Segment({', '.join(self.keys)})"

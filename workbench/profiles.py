@@ -55,7 +55,7 @@ class LatencyLUT:
 
     def __post_init__(self):
         self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
-        self.segment_cache: dict = {}  # Segment → (ms, interpolated ops, precisions); see workbench.cost
+        self.segment_cache: dict = {}  # Segment → (ms, interpolated ops, device runs it); see workbench.cost
 
     @cached_property
     def _fits(self) -> dict[tuple[str, str], np.ndarray]:

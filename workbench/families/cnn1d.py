@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from ..ops import Op, Segment, out_len
 from . import Family, register
-from .common import PRECISION_BITS, classifier_segment, data_dim, require_odd
+from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, data_dim, require_odd
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,10 @@ class CNN1DFamily(Family):
         abits = arch.activation_bits
         w8 = 32 if abits == 32 else 8
         shape, segs = arch.input_shape, []
-        for i in range(1, c["blocks"] + 1):
-            st = f"b{i}"
-            segs.append(_block(shape, c[f"{st}_width"], c[f"{st}_kernel"], c[f"{st}_pool"], c["pool_type"],
-                               arch.weight_bits(st), w8, abits, st))
+        pool_type = c["pool_type"]
+        for st, width, kernel, _, pool, wbits in BLOCK_KEYS[:c["blocks"]]:
+            segs.append(_block(shape, c[width], c[kernel], c[pool], pool_type,
+                               w8 if abits == 32 else c.get(wbits, 8), w8, abits, st))
             shape = segs[-1].out_shape
         segs.append(classifier_segment(shape, arch.classes, w8, abits))
         return tuple(segs)

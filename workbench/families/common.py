@@ -50,3 +50,8 @@ def classifier_segment(shape, classes, wbits, abits, head_width=0) -> Segment:
         shape = ops[-1].out_shape
     ops.extend(classifier(shape, classes, wbits, abits))
     return Segment(tuple(ops))
+
+
+# choice names of block i (b1, b2, …), spelled once: lowering runs per scored architecture
+BLOCK_KEYS = tuple((f"b{i}", f"b{i}_width", f"b{i}_kernel", f"b{i}_stride", f"b{i}_pool", f"b{i}_wbits")
+                   for i in range(1, 17))

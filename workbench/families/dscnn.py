@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from ..ops import Op, Segment, out_len
 from . import Family, register
-from .common import PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd
+from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,9 @@ class DSCNNFamily(Family):
         abits = arch.activation_bits
         w8 = 32 if abits == 32 else 8
         segs = [conv_segment(arch.input_shape, c["stem_width"], c["stem_kernel"], c["stem_stride"], w8, abits, "stem")]
-        for i in range(1, c["blocks"] + 1):
-            st = f"b{i}"
-            segs.append(_block(segs[-1].out_shape, c[f"{st}_width"], c[f"{st}_kernel"], c[f"{st}_stride"],
-                               arch.weight_bits(st), abits, st))
+        for st, width, kernel, stride, _, wbits in BLOCK_KEYS[:c["blocks"]]:
+            segs.append(_block(segs[-1].out_shape, c[width], c[kernel], c[stride],
+                               w8 if abits == 32 else c.get(wbits, 8), abits, st))
         segs.append(classifier_segment(segs[-1].out_shape, arch.classes, w8, abits))
         return tuple(segs)
 

@@ -107,7 +107,7 @@ class MBConvFamily(Family):
             if depth not in c:
                 break
             segs.append(_stage(segs[-1].out_shape, c[depth], c[width], c[kernel], c[expand], c[stride],
-                               32 if abits == 32 else c.get(wbits, 8), abits, st))
+                               w8 if abits == 32 else c.get(wbits, 8), abits, st))
         segs.append(classifier_segment(segs[-1].out_shape, arch.classes, w8, abits, c["head_width"]))
         return tuple(segs)
 
