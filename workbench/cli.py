@@ -206,19 +206,12 @@ def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int
 
 
 def cmd_pareto(args) -> int:
-    import optuna
+    from .front import front_rows, load_records, pareto_front, study_device
+    from .storage import load_study
 
-    from .front import front_rows, load_records, pareto_front
-    from .profiles import load_profile
-    from .storage import open_storage, study_names
-
-    storage = open_storage(args.storage)
-    if args.study not in study_names(storage):
-        known = ", ".join(study_names(storage)) or "none"
-        raise WorkbenchError(f"--study: no study {args.study!r} in {args.storage} (studies there: {known})")
-    study = optuna.load_study(study_name=args.study, storage=storage)
+    study = load_study(args.study, args.storage)
     settings = study.user_attrs
-    device = load_profile(args.device or settings.get("device_file") or settings["device"])
+    device = study_device(settings, args.device)
     objectives = settings.get("objectives", ["accuracy", "latency"])
     front = pareto_front(load_records(study), device, objectives, settings.get("latency_budget_ms"))
     print(format_rows(front_rows(front, device), args.format))

@@ -96,19 +96,12 @@ class TrialSource:
 
 def resolve_trial(study: str, storage: str, trial: int | str = "best", device: str | None = None) -> TrialSource:
     """Load ``trial`` (a number or ``"best"``) of ``study``; ``device`` overrides the target profile."""
-    import optuna
+    from .front import load_records, pareto_front, study_device
+    from .storage import load_study, redact
 
-    from .front import load_records, pareto_front
-    from .profiles import load_profile
-    from .storage import _redact, open_storage, study_names
-
-    store = open_storage(storage)
-    if study not in study_names(store):
-        known = ", ".join(study_names(store)) or "none"
-        raise WorkbenchError(f"--study: no study {study!r} in {_redact(storage)} (studies there: {known})")
-    st = optuna.load_study(study_name=study, storage=store)
+    st = load_study(study, storage)
     settings = dict(st.user_attrs)
-    profile = load_profile(device or settings.get("device_file") or settings.get("device", ""))
+    profile = study_device(settings, device)
     if str(trial) == "best":
         front = pareto_front(load_records(st), profile, settings.get("objectives", ["accuracy", "latency"]),
                              settings.get("latency_budget_ms"))
@@ -129,7 +122,7 @@ def resolve_trial(study: str, storage: str, trial: int | str = "best", device: s
     if "train_seed" not in attrs:
         why = ", ".join(attrs.get("rejected", [])) or f"state {frozen.state.name}"
         raise WorkbenchError(f"--trial: trial {number} of {study!r} was never trained ({why}); pick a trained one")
-    return TrialSource(study, _redact(storage), number, Architecture.from_dict(attrs["arch"]), attrs, settings,
+    return TrialSource(study, redact(storage), number, Architecture.from_dict(attrs["arch"]), attrs, settings,
                        profile)
 
 
@@ -465,7 +458,7 @@ def export_trial(study: str, storage: str = "sqlite:///workbench.db", trial: int
     formats = parse_formats(formats)
     source = resolve_trial(study, storage, trial, device)
     checked = {f: check_support(source.arch, get_format(f)) for f in formats}  # fail before training
-    data_name = data or source.settings.get("data")
+    data_name = data or source.settings.get("data_source") or source.settings.get("data")
     if not data_name:
         raise WorkbenchError(f"study {study!r} records no data set; give --data")
     try:

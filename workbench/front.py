@@ -6,6 +6,7 @@ architecture (microseconds), so a front can be drawn for a profile added after t
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -13,7 +14,7 @@ import optuna
 
 from .arch import Architecture
 from .cost import estimate
-from .profiles import DeviceProfile
+from .profiles import DeviceProfile, load_profile
 
 # objective name → (prediction field or None for accuracy, direction, label)
 OBJECTIVES = {
@@ -46,6 +47,17 @@ class TrialRecord:
     def value(self, objective: str, profile: DeviceProfile) -> float:
         field = OBJECTIVES[objective][0]
         return self.accuracy if field is None else self.prediction(profile)[field]
+
+
+def study_device(settings: dict, override=None) -> DeviceProfile:
+    """The device a study aimed at (or ``override``): the creator's profile folder when this machine has
+    it, else the shipped profile of that name (workers and notebooks on other machines)."""
+    if override is not None:
+        return override if isinstance(override, DeviceProfile) else load_profile(override)
+    path = settings.get("device_file")
+    if path and os.path.isfile(path):
+        return load_profile(path)
+    return load_profile(settings["device"])
 
 
 def load_records(study: optuna.Study) -> list[TrialRecord]:

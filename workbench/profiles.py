@@ -156,6 +156,16 @@ def all_profiles() -> list[DeviceProfile]:
     return [load_profile(p) for p in list_profiles()]
 
 
+def profiles_with(*extra) -> dict[str, DeviceProfile]:
+    """Every shipped profile by name, plus ``extra`` ones (profiles, names or folders) that win on a clash:
+    a user's own profile is scored next to the shipped ones."""
+    found = {p.name: p for p in all_profiles()}
+    for profile in extra:
+        profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+        found[profile.name] = profile
+    return found
+
+
 def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DeviceProfile:
     """Validate a profile.yaml; ``with_lut=False`` skips the LUT (used when generating it)."""
     f = Fields(data, str(path))

@@ -18,10 +18,10 @@ import optuna
 
 from .cost import estimate, violations
 from .errors import WorkbenchError
-from .front import OBJECTIVES, TrialRecord, load_records, pareto_front
-from .profiles import DeviceProfile, all_profiles, load_profile
+from .front import OBJECTIVES, TrialRecord, load_records, pareto_front, study_device
+from .profiles import DeviceProfile, load_profile, profiles_with
 from .space import SearchSpace, TrialSuggester, load_space, space_from_text
-from .storage import DEFAULT_STORAGE, HEARTBEAT_S, fail_stale_trials, has_heartbeat, open_storage
+from .storage import DEFAULT_STORAGE, HEARTBEAT_S, fail_stale_trials, has_heartbeat, load_study, open_storage
 
 SAMPLERS = ("tpe", "nsga2", "random")
 EVALUATORS = ("train", "synflow", "naswot")
@@ -114,7 +114,7 @@ class Search:
             raise WorkbenchError(f"--evaluator: {self.evaluator!r} is not one of {', '.join(EVALUATORS)}")
         if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
             raise WorkbenchError(f"--latency-budget: must be > 0 ms, got {self.latency_budget_ms}")
-        self.profiles = self._profiles_with_target()
+        self.profiles = list(profiles_with(self.device).values())
         self.study = self._open_study()
 
     @classmethod
@@ -125,26 +125,16 @@ class Search:
         the storage URL; the device is looked up by name among shipped profiles (or the creator's
         path), the data by the name or path it was given.
         """
-        from .storage import study_names
-
-        backend = open_storage(storage)
-        if study_name not in study_names(backend):
-            known = ", ".join(study_names(backend)) or "none"
-            raise WorkbenchError(f"--study: no study {study_name!r} in {storage} (studies there: {known})")
-        attrs = optuna.load_study(study_name=study_name, storage=backend).user_attrs
+        attrs = load_study(study_name, storage).user_attrs
         space = space_from_text(attrs["space_yaml"], f"study {study_name} (stored space)")
         options = dict(study_name=study_name, storage=storage, sampler=attrs["sampler"], seed=attrs["seed"],
                        latency_budget_ms=attrs["latency_budget_ms"], objectives=attrs["objectives"],
                        epochs=attrs["epochs"], evaluator=attrs.get("evaluator", "train"), worker=os.getpid())
         options.update(overrides)
-        device = options.pop("device", None) or _stored_device(attrs)
+        device = study_device(attrs, options.pop("device", None))
         data = options.pop("data", None) or attrs.get("data_source") or attrs["data"]
         return cls(space, device, data, **options)
 
-    def _profiles_with_target(self) -> list[DeviceProfile]:
-        profiles = {p.name: p for p in all_profiles()}
-        profiles[self.device.name] = self.device
-        return list(profiles.values())
 
     def _settings(self) -> dict:
         return {"space": self.space.name, "space_file": self.space.path, "space_yaml": self.space.text,
@@ -319,14 +309,6 @@ class Search:
                                arch.summary())
         for listener in self.listeners:
             listener(outcome)
-
-
-def _stored_device(attrs: dict) -> DeviceProfile:
-    """The study's device: its creator's profile folder when this machine has it, else the shipped one."""
-    path = attrs.get("device_file")
-    if path and os.path.isfile(path):
-        return load_profile(path)
-    return load_profile(attrs["device"])
 
 
 def print_progress(outcome: TrialOutcome, stream=None) -> None:

@@ -54,7 +54,7 @@ def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat_s: int | None = None, 
     has no heartbeat: dead workers' trials stay RUNNING there (harmless, but not retried).
     """
     url = normalise_url(url)
-    shown = _redact(url)
+    shown = redact(url)
     if url.startswith("journal://"):
         path = Path(url[len("journal://"):])
         _check_parent(path, shown)
@@ -110,7 +110,7 @@ def _check_parent(path: Path, shown: str) -> None:
         raise WorkbenchError(f"--storage: folder {path.parent} does not exist (for {shown})")
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """Hide a password in URLs we print."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -133,3 +133,12 @@ def has_heartbeat(storage) -> bool:
 
 def study_names(storage) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def load_study(name: str, url: str = DEFAULT_STORAGE, **open_options) -> optuna.Study:
+    """An existing study, or one line saying which studies the storage does hold."""
+    backend = open_storage(url, **open_options)
+    names = study_names(backend)
+    if name not in names:
+        raise WorkbenchError(f"--study: no study {name!r} in {redact(url)} (studies there: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=name, storage=backend)

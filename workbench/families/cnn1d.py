@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from ..ops import Op, Segment, out_len
 from . import Family, register
-from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, data_dim, require_odd
+from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, require_odd
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..errors import WorkbenchError
-from ..front import TrialRecord, load_records, pareto_front
-from ..profiles import DeviceProfile, all_profiles, load_profile
-from ..storage import DEFAULT_STORAGE, open_storage, study_names
+from ..front import TrialRecord, load_records, pareto_front, study_device
+from ..profiles import DeviceProfile, profiles_with
+from ..storage import DEFAULT_STORAGE, load_study
 
 # axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
 # ``latency@<profile>`` pins latency to one profile whatever device is picked.
@@ -63,7 +63,7 @@ class StudyView:
     @property
     def target(self) -> DeviceProfile:
         """The device the search aimed at (a user profile folder is found again by its path)."""
-        return load_profile(self.settings.get("device_file") or self.settings["device"])
+        return study_device(self.settings)
 
     def reload(self) -> list[TrialRecord]:
         """Re-read finished trials: the storage is the single source of truth (live searches append)."""
@@ -82,11 +82,7 @@ class StudyView:
     def profiles(self, extra=()) -> dict[str, DeviceProfile]:
         """Every shipped profile, the target (which may be a user's own folder) and ``extra`` ones
         (names, folders or profiles): a user profile added after the search is costed on the fly."""
-        found = {p.name: p for p in all_profiles()}
-        for profile in (self.target, *extra):
-            profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
-            found[profile.name] = profile
-        return found
+        return profiles_with(self.target, *extra)
 
 
 def study_view(source, storage: str | None = None) -> StudyView:
@@ -98,10 +94,7 @@ def study_view(source, storage: str | None = None) -> StudyView:
     url = storage or getattr(source, "storage_url", None) or _str_or_none(getattr(source, "storage", None))
     if isinstance(study, str):
         url = url or DEFAULT_STORAGE
-        opened = open_storage(url)
-        if study not in study_names(opened):
-            raise WorkbenchError(f"no study {study!r} in {url} (studies there: {', '.join(study_names(opened)) or 'none'})")
-        study = optuna.load_study(study_name=study, storage=opened)
+        study = load_study(study, url)
     if not isinstance(study, optuna.Study):
         raise WorkbenchError(f"cannot read a study from {type(source).__name__}")
     return StudyView(study, url or _storage_url(study))
