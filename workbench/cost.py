@@ -73,24 +73,17 @@ def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int, bool]:
     """(sum of the segment's LUT entries, ops interpolated because the LUT lacks them, device runs it)."""
     if not seg.precisions.issubset(profile.precisions):
         return 0.0, 0, False
-    table = profile.lut.mean_ms
     total, interpolated = 0.0, 0
     for op, key in zip(seg.ops, seg.keys):
-        ms = table.get(key)
-        if ms is None:
-            ms = profile.lut.predict(op)
-            interpolated += 1
+        ms, guessed = profile.lut.latency(op, key)
         total += ms
+        interpolated += guessed
     return total, interpolated, True
 
 
 def per_op_latency(arch: Architecture, profile: DeviceProfile) -> list[tuple[str, float, bool]]:
     """(op key, latency ms, interpolated?) for each op — the per-layer breakdown an inspector shows."""
-    rows = []
-    for op in arch.ops:
-        ms = profile.lut.mean_ms.get(op.key)
-        rows.append((op.key, ms if ms is not None else profile.lut.predict(op), ms is None))
-    return rows
+    return [(op.key, *profile.lut.latency(op)) for op in arch.ops]
 
 
 def violations(cost: CostEstimate, profile: DeviceProfile, latency_budget_ms: float | None = None) -> dict[str, float]:

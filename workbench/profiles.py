@@ -75,6 +75,11 @@ class LatencyLUT:
             raise WorkbenchError(f"no {op.precision} entries to interpolate {op.key}", where=self.path)
         return float(coef[0] * op.macs + coef[1] * op.io_bytes + coef[2])
 
+    def latency(self, op: Op, key: str | None = None) -> tuple[float, bool]:
+        """(ms, interpolated?) of one op: its entry, or the fitted model when the table lacks it."""
+        ms = self.mean_ms.get(op.key if key is None else key)
+        return (ms, False) if ms is not None else (self.predict(op), True)
+
     def precisions(self) -> set[str]:
         return {e.prec for e in self.entries.values()}
 
