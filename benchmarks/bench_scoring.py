@@ -74,7 +74,7 @@ def measuring_cost(space, n, seed, warmup, repeats):
         profiler.measure(model, None, warmup, repeats)
         full += time.perf_counter() - t0
         sess = profiler.make_session(model)
-        single += profiler.time_session(sess, profiler._input_for(sess), 3, 21)[0] / 1e3  # robust single-run time
+        single += profiler.time_session(sess, profiler.input_for(sess), 3, 21)[0] / 1e3  # robust single-run time
     return full / n, single / n
 
 

@@ -27,7 +27,7 @@ OPS = _one_op_per_kind_and_precision()
 
 def _run(model):
     sess = profiler.make_session(model)
-    return sess.run(None, profiler._input_for(sess))[0]
+    return sess.run(None, profiler.input_for(sess))[0]
 
 
 def test_every_kind_is_covered():

@@ -236,7 +236,7 @@ def session_options() -> ort.SessionOptions:
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
 
-def _input_for(sess: ort.InferenceSession, seed: int = SEED) -> dict:
+def input_for(sess: ort.InferenceSession, seed: int = SEED) -> dict:
     meta = sess.get_inputs()[0]
     shape, dtype = meta.shape, _NP_TYPES[meta.type]
     rng = np.random.default_rng(seed)
@@ -262,7 +262,7 @@ def measure(model: onnx.ModelProto, input_shape: Sequence[int] | None = None, wa
     input when given (the model itself knows its shape and dtype).
     """
     sess = make_session(model)
-    feed = _input_for(sess)
+    feed = input_for(sess)
     if input_shape is not None:
         got = tuple(next(iter(feed.values())).shape)
         want = tuple(input_shape) if len(input_shape) == len(got) else (1, *input_shape)
@@ -297,7 +297,7 @@ def run_overhead_ms(warmup: int = DEFAULT_WARMUP, repeats: int = DEFAULT_REPEATS
     """Fixed cost of one ``session.run`` call (Python binding, input/output binding, one node): a
     one-element Identity graph, best of ``rounds``. ~5 µs here — as much as a small op."""
     sess = make_session(_null_graph())
-    feed = _input_for(sess)
+    feed = input_for(sess)
     return min(time_session(sess, feed, warmup, repeats)[0] for _ in range(rounds))
 
 
@@ -416,15 +416,6 @@ def _calibration(out_dir: Path, spaces, precisions, warmup, repeats, n, raw) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n")
     return cal
-
-
-def load_calibration(profile_dir: Path) -> Calibration | None:
-    """The calibration a measured profile was written with (None for profiles without one)."""
-    path = Path(profile_dir) / "calibration.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return Calibration(data["per_inference_ms"], data["per_op_ms"], data["archs"], data["seed"])
 
 
 def _existing_rows(path: Path) -> dict[str, LutEntry]:
