@@ -61,6 +61,17 @@ class TrialOutcome:
     seconds: float
     summary: str
 
+    def line(self, pad: int = 0) -> str:
+        """The trial in one line: costs on the target, accuracy or why it was rejected, the architecture
+        (``pad`` right-aligns the trial number, for columns in a terminal)."""
+        lat = "       —" if self.latency_ms is None else f"{self.latency_ms:8.3f}"
+        costs = f"lat {lat} ms  sram {self.peak_sram_kb:7.1f} KB  flash {self.flash_kb:7.1f} KB"
+        if self.rejected:
+            verdict = f"rejected before training ({', '.join(self.rejected)})"
+        else:
+            verdict = f"acc {self.accuracy:.4f}  ({self.seconds:.1f} s)"
+        return f"trial {self.number:>{pad}}  {costs}  {verdict}  {self.summary}"
+
 
 @dataclass
 class Search:
@@ -313,11 +324,4 @@ class Search:
 
 def print_progress(outcome: TrialOutcome, stream=None) -> None:
     """The CLI's live line: one line per finished trial."""
-    stream = stream or sys.stderr
-    head = f"[{outcome.done:>3}/{outcome.total}] trial {outcome.number:>3}"
-    costs = f"lat {outcome.latency_ms:8.3f} ms  sram {outcome.peak_sram_kb:7.1f} KB  flash {outcome.flash_kb:7.1f} KB"
-    if outcome.rejected:
-        verdict = f"rejected before training ({', '.join(outcome.rejected)})"
-    else:
-        verdict = f"acc {outcome.accuracy:.4f}  ({outcome.seconds:.1f} s)"
-    print(f"{head}  {costs}  {verdict}  {outcome.summary}", file=stream, flush=True)
+    print(f"[{outcome.done:>3}/{outcome.total}] {outcome.line(pad=3)}", file=stream or sys.stderr, flush=True)

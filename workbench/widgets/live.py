@@ -19,15 +19,6 @@ from ..search import Search, SearchResult, TrialOutcome
 from .explorer import ParetoExplorer
 
 
-def outcome_line(outcome: TrialOutcome) -> str:
-    """The CLI's progress line, for the notebook."""
-    verdict = (f"rejected before training ({', '.join(outcome.rejected)})" if outcome.rejected
-               else f"accuracy {outcome.accuracy:.4f}")
-    lat = "—" if outcome.latency_ms is None else f"{outcome.latency_ms:.3f} ms"
-    return (f"trial {outcome.number}: {verdict} · {lat} · SRAM {outcome.peak_sram_kb:.1f} KB · "
-            f"flash {outcome.flash_kb:.1f} KB · {outcome.seconds:.1f} s · {outcome.summary}")
-
-
 class LiveSearch(widgets.VBox):
     """``LiveSearch(Search(...), trials=20)``; ``start()`` runs it in a thread, ``wait()`` joins it.
 
@@ -110,7 +101,7 @@ class LiveSearch(widgets.VBox):
             self.stop_button.disabled = True
 
     def _on_outcome(self, outcome: TrialOutcome) -> None:
-        self.last.value = html.escape(outcome_line(outcome))
+        self.last.value = html.escape(outcome.line())
 
     def _show_best(self) -> None:
         front = self.explorer.front
