@@ -13,11 +13,23 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
     assert run.code == 0, run.err
     assert "Pareto front on stm32f746" in run.out and "stored in" in run.out
     assert run.err.count("trial ") == 3  # one progress line per trial
+    assert [line.split("]")[0] for line in run.err.splitlines() if line.startswith("[")] == \
+        ["[  1/3", "[  2/3", "[  3/3"]
+    assert "--device stm32l4r5" in run.out  # the closing hint names another device than the study's
+    again = cli("search", "--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions",
+                "--trials", 3, "--epochs", 1, "--study", "e2e", "--storage", storage, "--seed", 1)
+    assert again.code == 0 and "already complete (3/3 trials)" in again.err and "trial " not in again.err
+    assert "Pareto front on stm32f746" in again.out
     as_json = cli("pareto", "--study", "e2e", "--storage", storage, "--format", "json")
     rows = json.loads(as_json.out)
     assert rows and {"trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs"} <= set(rows[0])
+    assert "study 'e2e' on stm32f746" in as_json.err  # the header goes to stderr for csv/json
     other = cli("pareto", "--study", "e2e", "--storage", storage, "--device", "stm32l4r5", "--format", "csv")
     assert other.code == 0 and other.out.splitlines()[0].startswith("trial,accuracy,latency_ms")
+    assert "on stm32l4r5 (the study targeted stm32f746; no latency budget; objectives accuracy, latency)" \
+        in other.err
+    table = cli("pareto", "--study", "e2e", "--storage", storage)
+    assert table.out.splitlines()[0].startswith("Pareto front of study 'e2e' on stm32f746 (the study's target;")
     m7 = {r["trial"]: r["latency_ms"] for r in rows}
     m4 = {int(line.split(",")[0]): float(line.split(",")[2]) for line in other.out.splitlines()[1:]}
     assert all(m4[t] > m7[t] for t in m4.keys() & m7.keys())  # the slower M4 is predicted slower
@@ -25,7 +37,7 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
 
 def test_listing_commands(cli):
     spaces = cli("spaces")
-    assert spaces.code == 0 and len(spaces.out.splitlines()) == 3
+    assert spaces.code == 0 and {"vision", "sensor-imu", "audio-kws"} <= {l.split()[0] for l in spaces.out.splitlines()}
     devices = cli("devices")
     assert {"stm32f746", "stm32l4r5", "rpi4", "host-cpu"} <= {line.split()[0] for line in devices.out.splitlines()}
     assert "digits" in cli("datasets").out
@@ -48,6 +60,7 @@ BASE = ["search", "--device", "stm32f746", "--trials", 1, "--epochs", 1]
 
 @pytest.mark.parametrize("case", ["malformed", "unknown-key", "out-of-range", "unknown-space", "unknown-device",
                                   "missing-lut", "missing-data", "bad-storage", "storage-folder", "unknown-study",
+                                  "missing-storage",
                                   "wrong-encoding", "nan-latency"])
 def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, cli, profile_copy, case):
     sensor = (ROOT / "search_spaces" / "sensor-imu.yaml").read_text()
@@ -64,12 +77,13 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, cli, profile_copy, 
         "bad-storage": (lambda: ["--space", "sensor-imu", "--storage", "nosuchdb://x"], "--storage: cannot open"),
         "storage-folder": (lambda: ["--space", "sensor-imu", "--storage", f"sqlite:///{tmp_path}/no/such/dir/x.db"],
                            "does not exist"),
-        "unknown-study": (lambda: None, "no study 'ghost'"),
+        "unknown-study": (lambda: _other_study(storage), "no study 'ghost'"),
+        "missing-storage": (lambda: None, "does not exist"),
         "wrong-encoding": (lambda: ["--space", _latin1(tmp_path)], "not UTF-8"),
         "nan-latency": (lambda: ["--space", "sensor-imu", "--device", _nan_lut(profile_copy())], "mean_ms: expected a finite"),
     }[case]
     args = make_args()
-    if args is None:
+    if args is None or case == "unknown-study":
         run = cli("pareto", "--study", "ghost", "--storage", storage)
     else:
         run = cli(*BASE, "--storage", storage, *args)
@@ -78,6 +92,14 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, cli, profile_copy, 
     assert len(lines) == 1 and lines[0].startswith("error: "), run.err
     assert expected in lines[0]
     assert "Traceback" not in run.err
+
+
+def _other_study(storage):
+    """A storage that exists and holds a study, just not the one asked for."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.create_study(study_name="other", storage=storage)
 
 
 def _without_lut(folder):
@@ -108,5 +130,126 @@ def test_failed_bad_input_leaves_an_existing_study_intact(tmp_path, cli):
     before = cli("pareto", "--study", "keep", "--storage", storage, "--format", "json").out
     bad = cli("search", "--space", "sensor-imu", "--device", "rpi4", "--trials", 3, "--study", "keep",
               "--storage", storage)
-    assert bad.code == 2 and "was created with device" in bad.err
+    assert bad.code == 2 and "device='stm32f746'" in bad.err and "rpi4" in bad.err
     assert cli("pareto", "--study", "keep", "--storage", storage, "--format", "json").out == before
+
+
+def test_version(cli):
+    r = cli("--version")
+    assert r.code == 0 and r.out.strip().startswith("workbench 0.")
+
+
+@pytest.mark.parametrize("command, expected", [
+    ("search", ["(default tpe)", "(default 0)", "default 16)", "(default sqlite:///workbench.db)"]),
+    ("pareto", ["name of the study", "(default sqlite:///workbench.db)", "(default table)"]),
+    ("profile", ["(default 100)", "(default 1000)", "--force"]),
+])
+def test_help_shows_defaults(cli, command, expected):
+    text = " ".join(cli(command, "--help").out.split())  # argparse wraps lines
+    for phrase in expected:
+        assert phrase in text, phrase
+
+
+def test_closing_hint_never_suggests_the_studys_own_device():
+    from workbench.cli import _other_device
+    from workbench.profiles import all_profiles
+
+    profiles = all_profiles()
+    by_name = {p.name: p for p in profiles}
+    assert _other_device(by_name["stm32f746"], profiles) == "stm32l4r5"
+    assert _other_device(by_name["stm32l4r5"], profiles) == "stm32f746"  # same class first
+    assert _other_device(by_name["rpi4"], profiles) not in (None, "rpi4")
+
+
+def test_progress_counts_come_from_the_storage(tmp_path):
+    """Another worker finishes a trial while this one runs: the counter says 2/2, not a stale 1/2."""
+    from workbench.search import Search
+
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    seen = []
+    common = dict(study_name="p", storage=storage, evaluator="synflow", heartbeat_s=None)
+    a = Search("sensor-imu", "stm32f746", "basic-motions", listeners=[lambda o: seen.append(("a", o))], **common)
+    b = Search("sensor-imu", "stm32f746", "basic-motions", listeners=[lambda o: seen.append(("b", o))], worker=1,
+               **common)
+    objective = a._objective
+
+    def objective_while_other_worker_finishes(trial):
+        if not seen:
+            b.run(1)  # the other worker completes a trial while this one runs
+        return objective(trial)
+
+    a._objective = objective_while_other_worker_finishes
+    a.run(2)
+    assert [(who, o.done, o.total) for who, o in seen] == [("b", 1, 1), ("a", 2, 2)]
+    scored = [o for _, o in seen if not o.rejected]
+    assert scored and all(" score " in f" {o.line()}" and " acc " not in o.line() for o in scored)
+
+
+def _channel_last_npz(tmp_path, classes=4):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "imu-nwc.npz"
+    np.savez(path, x_train=rng.normal(size=(16, 100, 6)).astype(np.float32), y_train=np.arange(16) % classes,
+             x_test=rng.normal(size=(8, 100, 6)).astype(np.float32), y_test=np.arange(8) % classes)
+    return path
+
+
+def test_channel_last_data_is_refused_before_the_storage_exists(tmp_path, cli):
+    data = _channel_last_npz(tmp_path)
+    db = tmp_path / "never.db"
+    r = cli("search", "--space", "sensor-imu", "--device", "stm32f746", "--data", data, "--trials", 1,
+            "--storage", f"sqlite:///{db}")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert str(data) in r.err and "input.channels" in r.err and "x.transpose(0, 2, 1)" in r.err
+    assert not db.exists()
+
+
+def test_data_adaptations_are_printed(tmp_path, cli):
+    storage = f"sqlite:///{tmp_path / 'n.db'}"
+    r = cli("search", "--space", "vision", "--device", "stm32f746", "--data", "digits", "--trials", 1,
+            "--evaluator", "synflow", "--study", "n", "--storage", storage)
+    assert r.code == 0, r.err
+    assert "note: 8x8 images are resized to each candidate's input resolution (24/32/48" in r.err
+
+
+def _profile_files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_profile_refuses_a_foreign_profile_folder(tmp_path, cli, profile_copy):
+    shipped = profile_copy("stm32f746")
+    before = _profile_files(shipped)
+    r = cli("profile", "--out", shipped, "--limit", 1)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert str(shipped) in r.err and "--force" in r.err and "Traceback" not in r.err
+    assert _profile_files(shipped) == before  # nothing written
+
+
+def test_profile_resumes_its_own_partial_profile_and_force_replaces_another(tmp_path, cli, profile_copy):
+    quick = ["--space", "sensor-imu", "--precision", "fp32", "--warmup", 1, "--repeats", 5]
+    mine = tmp_path / "mine"
+    assert cli("profile", "--out", mine, "--limit", 2, *quick).code == 0
+    first = (mine / "lut.csv").read_text().splitlines()
+    resumed = cli("profile", "--out", mine, "--limit", 3, *quick)
+    assert resumed.code == 0, resumed.err
+    lines = (mine / "lut.csv").read_text().splitlines()
+    assert len(lines) == len(first) + 1 and set(first) <= set(lines)  # kept rows are not re-measured
+    shipped = profile_copy("stm32l4r5")
+    forced = cli("profile", "--out", shipped, "--limit", 1, "--force", *quick)
+    assert forced.code == 0, forced.err
+    assert "measured" in (shipped / "lut.csv").read_text() and "modeled" not in (shipped / "lut.csv").read_text()
+    assert (shipped / "latency_model.yaml").exists()  # --force replaces only the profiler's own files
+
+
+def test_export_without_its_extras_names_the_install_command(tmp_path, cli, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("onnxscript", "litert_torch") else real(name, *a))
+    out = tmp_path / "out"
+    r = cli("export", "--study", "nope", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--out", out)
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "onnxscript" in r.err and "litert_torch" in r.err and 'pip install -e ".[export]"' in r.err
+    assert not out.exists() and not (tmp_path / "none.db").exists()  # before the study is even read

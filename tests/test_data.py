@@ -161,3 +161,86 @@ def test_adapted_is_cached_per_shape():
     a = ds.adapted((1, 16, 16))
     assert ds.adapted((1, 16, 16)) is a
     assert a[0].shape == (1437, 1, 16, 16) and a[1].shape == (360, 1, 16, 16)
+
+
+# ---------------------------------------------------------------- data against the space
+
+def _space(tmp_path, text):
+    from workbench.space import load_space
+
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return load_space(path)
+
+
+IMU_SPACE = """name: imu
+family: cnn1d
+classes: 3
+input: {channels: 6, length: 100}
+blocks: {count: [1, 2], width: [8], kernel: [3]}
+"""
+
+
+def test_channel_last_series_is_an_error_that_suggests_transposing(tmp_path):
+    from workbench.data import check_against_space
+
+    rng = np.random.default_rng(0)
+    path = _write_npz(tmp_path / "nwc.npz", x_train=rng.normal(size=(20, 100, 6)), x_test=rng.normal(size=(6, 100, 6)))
+    space = _space(tmp_path, IMU_SPACE)
+    with pytest.raises(WorkbenchError) as err:
+        check_against_space(load_dataset(path), space, str(path))
+    message = str(err.value)
+    assert message.startswith(str(path)) and f"{space.path} input.channels is 6" in message
+    assert "x.transpose(0, 2, 1)" in message and "(100, 6) → (6, 100)" in message
+
+
+@pytest.mark.parametrize("space_name, data_name, field", [
+    ("vision", "basic-motions", "not images"),
+    ("sensor-imu", "digits", "not series"),
+    ("audio-kws", "basic-motions", "have 6 features .* input.features is 12"),
+])
+def test_data_of_another_layout_is_refused(space_name, data_name, field):
+    from workbench.data import check_against_space
+    from workbench.space import load_space
+
+    with pytest.raises(WorkbenchError, match=field) as err:
+        check_against_space(load_dataset(data_name), load_space(space_name), data_name)
+    assert f"space '{space_name}' input." in str(err.value)
+
+
+def test_channel_count_mismatch_names_the_field(tmp_path):
+    from workbench.data import check_against_space
+    from workbench.space import load_space
+
+    rgb = np.random.default_rng(0).random((10, 3, 16, 16))
+    path = _write_npz(tmp_path / "rgb.npz", x_train=rgb, x_test=rgb[:6], y_train=np.arange(10) % 3)
+    with pytest.raises(WorkbenchError, match=r"3 channels but space 'vision' input.channels is 1"):
+        check_against_space(load_dataset(path), load_space("vision"), str(path))
+
+
+def test_adaptations_are_stated(tmp_path):
+    from workbench.data import check_against_space
+    from workbench.space import load_space
+
+    assert check_against_space(load_dataset("basic-motions"), load_space("sensor-imu")) == []
+    assert check_against_space(load_dataset("digits"), load_space("vision")) == [
+        "8x8 images are resized to each candidate's input resolution (24/32/48, space 'vision' input.resolution)"]
+    assert check_against_space(load_dataset("japanese-vowels"), load_space("audio-kws")) == [
+        "series of 29 frames are zero-padded to space 'audio-kws' input.frames = 32"]
+    rng = np.random.default_rng(0)
+    path = _write_npz(tmp_path / "long.npz", x_train=rng.normal(size=(20, 6, 128)), x_test=rng.normal(size=(6, 6, 128)),
+                      y_train=np.arange(20) % 4, y_test=np.arange(6) % 4)
+    notes = check_against_space(load_dataset(path), _space(tmp_path, IMU_SPACE))
+    assert any("data's 128 steps, not" in n and "input.length = 100" in n for n in notes)
+    assert "the classifier gets the data's 4 classes, not the space's classes: 3" in notes
+
+
+def test_a_refused_search_opens_no_storage(tmp_path):
+    from workbench.search import Search
+
+    rng = np.random.default_rng(0)
+    path = _write_npz(tmp_path / "nwc.npz", x_train=rng.normal(size=(20, 100, 6)), x_test=rng.normal(size=(6, 100, 6)))
+    db = tmp_path / "s.db"
+    with pytest.raises(WorkbenchError, match="transpose"):
+        Search("sensor-imu", "stm32f746", str(path), storage=f"sqlite:///{db}")
+    assert not db.exists()

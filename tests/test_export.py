@@ -189,6 +189,44 @@ def test_vision_onnx_int8_stores_4bit_stage_as_int4(vision_export):
     assert export.manifest["policy"]["stage_weight_bits"]["s2"] == 4
 
 
+def _stored_codes(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Float weight name → the integer codes its DequantizeLinear reads (QDQ naming)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    return {node.output[0][: -len("_DequantizeLinear_Output")]: numpy_helper.to_array(inits[node.input[0]])
+            for node in model.graph.node if node.op_type == "DequantizeLinear" and node.input[0] in inits
+            and node.output[0].endswith("_DequantizeLinear_Output")}
+
+
+def test_vision_int8_files_hold_the_scored_weights_and_are_judged_against_them(vision_export):
+    """The ONNX codes (int4 and int8) are the fake quantiser's, on any CPU: the file is the model the
+    search scored, so it is compared with that model, not with fp32."""
+    from workbench.quant import weight_codes
+
+    arch, result, export = vision_export
+    deploy = ex.deployable_model(result.model, arch)
+    state = deploy.state_dict()
+    stored = _stored_codes(onnx.load(str(export.files["onnx-int8"])))
+    bits = ex.layer_bits(deploy)
+    assert {n for n, b in bits.items() if b == 4} <= set(stored)
+    for name, codes in stored.items():
+        if name not in bits:
+            continue  # biases
+        expected = weight_codes(state[name], bits[name]).numpy().astype(int)
+        diff = np.abs(codes.reshape(expected.shape).astype(int) - expected)
+        assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, name  # equal but for a rounding tie
+    n_test = export.manifest["files"]["onnx-int8"]["verification"]["samples"]
+    for fmt in ("onnx-int8", "tflite-int8"):
+        v = export.manifest["files"][fmt]["verification"]
+        assert v["reference"].startswith("pytorch fake-quantised")
+        assert abs(v["pytorch_accuracy"] - result.accuracy) <= 1 / n_test  # the scored model's accuracy
+        assert abs(v["pytorch_fp32_accuracy"] - result.fp32_accuracy) <= 1 / n_test
+        assert v["pytorch_accuracy"] - v["accuracy"] <= v["max_accuracy_drop"] == ex.INT8_MAX_DROP
+    assert export.manifest["pytorch_reference"]["scored_accuracy"] == \
+        export.manifest["files"]["onnx-int8"]["verification"]["pytorch_accuracy"]
+
+
 def test_deployable_model_strips_quant_and_folds_bn(vision_export):
     from torch import nn
     from torch.nn.utils import parametrize

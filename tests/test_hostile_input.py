@@ -1,20 +1,29 @@
-"""Property-based hostile input: malformed search spaces, device profiles and LUTs.
+"""Hostile input: malformed search spaces, device profiles, LUTs, data, weights and export paths.
 
-Every generated file is broken on purpose (a missing key, a wrong type, a negative/huge/NaN value, an
-unknown field or op, a duplicate, a bad encoding); each must give a WorkbenchError naming the file and
-the field — through the CLI: one line, exit code 2, no traceback.
+In-process, property-based: every generated file is broken on purpose (a missing key, a wrong type, a
+negative/huge/NaN value, an unknown field or op, a duplicate, a bad encoding); each must give a
+WorkbenchError naming the file and the field.
+
+Through the CLI, under a real memory limit: every class of ``hostile_cases`` (alias bombs, 20,000-deep
+nesting, over-size files, 10-million-row LUTs, profile paths out of their folder, .npz headers that
+declare terabytes, decompression bombs, pickled exploits as weights, unusable ``--out`` paths, …) runs
+in a forked child with ``RLIMIT_AS`` = its size + 768 MiB and a 60 s limit, and must exit 2 with exactly
+one ``error:`` line on stderr that names the file or field, no traceback — and an exploit must not run.
 """
 import copy
 import csv
 import io
 import math
+import random
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import hostile_cases as hc
 from conftest import ROOT
 from workbench import WorkbenchError, load_profile, load_space
 from workbench.cli import main
@@ -96,9 +105,10 @@ def test_missing_and_unknown_space_keys(tmp_path, space, data, mode):
 
 @pytest.mark.parametrize("text, expected", [
     ("name: [unclosed", "malformed YAML"),
-    ("a: &x [*x]\n", "name: missing required field"),            # a cycle through an alias
+    ("a: &x [*x]\n", "an infinite tree"),            # a cycle through an alias
     ("name: v\nfamily: cnn1d\ninput: &i {channels: *i, length: 9}\nblocks: {count: [1], width: [4], kernel: [3]}\n",
-     "input.channels: expected an integer"),
+     "an infinite tree"),
+    ("a: &x [1, 2]\nb: {<<: {k: *x}, j: 2}\nname: v\n", "family: missing required field"),  # plain aliases are fine
     ("!!python/object/apply:os.system ['true']\n", "malformed YAML"),  # data only, never code
     ("- just\n- a list\n", "expected a mapping at the top level"),
     ("", "expected a mapping at the top level"),
@@ -206,3 +216,144 @@ def test_cli_never_shows_a_traceback(tmp_path, capsys, kind, junk):
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- through the CLI, with a memory limit per case
+
+CASE_MEM_MB = 768
+PER_CLASS = {"data-vs-space": 1}  # helper tests cover these checks in depth; one case here proves the path
+
+
+@pytest.fixture(scope="module")
+def runner():
+    with hc.Runner(mem_mb=CASE_MEM_MB, timeout_s=60) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hostile")
+
+
+def _assert_refused(runner, case):
+    outcome = runner.run(case)
+    assert not outcome.problems(case), (case.label, outcome.problems(case), outcome.stderr[-3000:])
+    if case.marker:
+        assert not Path(case.marker).exists(), f"{case.label}: the pickled code ran"
+    return outcome
+
+
+@pytest.mark.parametrize("klass", sorted(hc.GENERATORS))
+def test_every_hostile_class_is_one_line(runner, workdir, klass):
+    """Two cases of each class (seeded), the first kinds of each generator's list."""
+    cases = hc.GENERATORS[klass](workdir / klass, random.Random(klass), PER_CLASS.get(klass, 2))
+    for case in cases:
+        _assert_refused(runner, case)
+
+
+@pytest.fixture(scope="module")
+def study_db(runner, workdir):
+    return hc.make_study(workdir, runner)
+
+
+@pytest.mark.parametrize("klass, kinds", [("export-out", 3), ("weights", 4)])
+def test_export_inputs_are_one_line(runner, workdir, study_db, klass, kinds):
+    """--out that cannot be a folder, and weights files: exploits (not run), integer keys, non-tensors."""
+    for case in hc.STUDY_GENERATORS[klass](workdir / klass, random.Random(klass), kinds, study_db):
+        _assert_refused(runner, case)
+
+
+CLI_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+_counter = iter(range(10 ** 9))
+
+
+def _fresh(workdir, name):
+    d = workdir / f"{name}-{next(_counter)}"
+    d.mkdir(parents=True)
+    return d
+
+
+@CLI_SETTINGS
+@given(fan=st.integers(2, 40), levels=st.integers(2, 30), seed=st.integers(0, 2 ** 16))
+def test_property_alias_expansion_is_bounded(runner, workdir, fan, levels, seed):
+    """Any alias fan-out: under the node limit the file is judged on its content, over it refused by the
+    limit — either way one line naming the file, in bounded memory."""
+    d = _fresh(workdir, "alias")
+    lines = [f"l0: &l0 [{', '.join(['x'] * fan)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * fan)}]" for i in range(1, levels)]
+    argv, names = hc.yaml_targets(d, random.Random(seed), "\n".join(lines) + "\n")
+    outcome = _assert_refused(runner, hc.Case("yaml-alias-bomb", f"{fan}^{levels}", argv, names, str(d)))
+    from workbench.yamlio import MAX_YAML_NODES
+
+    if fan ** levels > 2 * MAX_YAML_NODES:
+        assert "limit" in outcome.stderr
+
+
+@CLI_SETTINGS
+@given(depth=st.integers(65, 30_000), seed=st.integers(0, 2 ** 16))
+def test_property_deep_nesting_is_refused(runner, workdir, depth, seed):
+    d = _fresh(workdir, "deep")
+    rng = random.Random(seed)
+    argv, names = hc.yaml_targets(d, rng, hc.deep_yaml(rng, depth))
+    outcome = _assert_refused(runner, hc.Case("yaml-deep-nesting", str(depth), argv, names, str(d)))
+    assert "deeper than 64 levels" in outcome.stderr or "limit for a YAML file" in outcome.stderr  # 1,500 levels
+    # of block indentation are over a MiB
+
+
+@CLI_SETTINGS
+@given(shape=st.lists(st.integers(0, 2 ** 36), min_size=1, max_size=4),
+       dtype=st.sampled_from(["<f4", "<f8", "|u1", "<i8", "<c16"]),
+       key=st.sampled_from(["x_train", "y_train", "x_test", "y_test", "classes"]),
+       data=st.binary(max_size=64))
+def test_property_npz_headers_are_checked_before_loading(runner, workdir, shape, dtype, key, data):
+    """A member's header may declare any shape, with or without data behind it: never allocated blindly."""
+    import numpy as np
+
+    assume(math.prod(shape) * np.dtype(dtype).itemsize > len(data))  # the data behind the header falls short
+    d = _fresh(workdir, "npz")
+    arrays = hc.valid_arrays(random.Random(0))
+    arrays.pop(key, None)
+    path = hc.write_npz(d / "data.npz", arrays, {key: hc.npy_bytes(tuple(shape), dtype, data)})
+    _assert_refused(runner, hc.Case("npz-declared-huge", f"{key} {shape}", hc.search_argv(d, data=path), str(path),
+                                    str(d)))
+
+
+@CLI_SETTINGS
+@given(prefix=st.sampled_from(["/", "../", "../../", "./../", "sub/../../", "//"]),
+       tail=st.text(alphabet="abcdefgh./_-", min_size=1, max_size=30),
+       field=st.sampled_from(["lut", "latency_model"]))
+def test_property_profile_files_stay_in_their_folder(runner, workdir, prefix, tail, field):
+    d = _fresh(workdir, "paths")
+    folder = hc.copy_profile(d)
+    hc.edit_profile(folder, **{field: repr(prefix + tail)})  # quoted: the path is data, not YAML syntax
+    _assert_refused(runner, hc.Case("profile-file-paths", prefix + tail, hc.search_argv(d, device=folder),
+                                    str(folder), str(d)))
+
+
+@CLI_SETTINGS
+@given(length=st.integers(2049, 400_000), newline=st.booleans(), char=st.sampled_from("k,\"x\x00é"))
+def test_property_long_lut_lines_fail_at_the_limit(runner, workdir, length, newline, char):
+    d = _fresh(workdir, "lutline")
+    folder = hc.copy_profile(d)
+    lut = folder / "lut.csv"
+    lut.write_text(lut.read_text()[:5000].rsplit("\n", 1)[0] + "\n" + char * length + ("\n" if newline else ""))
+    _assert_refused(runner, hc.Case("lut-huge-or-binary", f"{length} x {char!r}", hc.search_argv(d, device=folder),
+                                    str(lut), str(d)))
+
+
+def test_outside_files_need_the_explicit_setting(tmp_path, monkeypatch):
+    """A LUT shared between profile folders loads only with WORKBENCH_PROFILE_FILES_ANYWHERE=1."""
+    from workbench.profiles import OUTSIDE_FILES_ENV, _CACHE
+
+    folder = _profile_dir(tmp_path)
+    shutil.move(str(folder / "lut.csv"), str(tmp_path / "shared.csv"))
+    text = (folder / "profile.yaml").read_text()
+    (folder / "profile.yaml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("lut:"))
+                                         + "\nlut: ../shared.csv\n")
+    monkeypatch.delenv(OUTSIDE_FILES_ENV, raising=False)
+    with pytest.raises(WorkbenchError, match="leads outside the profile folder"):
+        load_profile(folder)
+    monkeypatch.setenv(OUTSIDE_FILES_ENV, "1")
+    _CACHE.clear()
+    assert load_profile(folder).lut.path.endswith("shared.csv")
+    _CACHE.clear()

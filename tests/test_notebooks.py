@@ -80,46 +80,165 @@ def small_study(tmp_path_factory):
                   latency_budget_ms=40.0, seed=0).run(6)
 
 
-def test_explorer_front_click_device_and_snapshot(small_study):
+def _contains(rng, value) -> bool:
+    return rng is not None and rng[0] <= value <= rng[1]
+
+
+def _framed(explorer) -> None:
+    """Every front point and the selection lie inside the axis ranges the figure sends."""
+    from workbench.widgets.explorer import FRONT, SELECTED
+
+    ranges = explorer.axis_ranges()
+    data = explorer.figure.figure["data"]
+    for index in (FRONT, SELECTED):
+        for x, y in zip(data[index]["x"], data[index]["y"]):
+            assert _contains(ranges["x"], x), (data[index]["name"], x, ranges)
+            if data[index].get("yaxis", "y") == "y":
+                assert _contains(ranges["y"], y), (data[index]["name"], y, ranges)
+
+
+def test_explorer_front_click_device_and_framing(small_study):
     from workbench.front import pareto_front
     from workbench.profiles import load_profile
     from workbench.widgets import ParetoExplorer
-    from workbench.widgets.explorer import FRONT
+    from workbench.widgets.explorer import FRONT, SELECTED
 
     explorer = ParetoExplorer(small_study)
-    front = explorer.figure.data[FRONT]
+    front = explorer.figure.figure["data"][FRONT]
     expected = pareto_front(explorer.view.records, small_study.device, ("accuracy", "latency"), 40.0)
-    assert expected and list(front.customdata) == [r.number for r in expected]
-    assert explorer.figure._widget_data[FRONT]["customdata"] == list(front.customdata)  # reload-safe state
+    assert expected and front["customdata"] == [r.number for r in expected]
+    assert front["name"].startswith("Pareto front") and front["mode"] == "lines+markers"
+    assert explorer.figure.figure["layout"]["shapes"][0]["x0"] == 40.0  # the latency budget line
+    _framed(explorer)
 
-    class Points:  # what plotly passes to click callbacks
-        point_inds = [0]
-
-    explorer._clicked(front, Points(), None)
-    assert f"Trial {front.customdata[0]} " in explorer.inspector.body.value
+    explorer.figure._message(None, {"event": "click", "customdata": front["customdata"][0]}, [])  # a browser click
+    assert f"Trial {front['customdata'][0]} " in explorer.inspector.body.value
     assert "wb-layers" in explorer.inspector.body.value and "peak SRAM" in explorer.inspector.body.value
+    assert explorer.figure.figure["data"][SELECTED]["customdata"] == [front["customdata"][0]]
+    _framed(explorer)
 
     explorer.device_picker.value = "stm32f746"
     m7 = load_profile("stm32f746")
-    assert list(explorer.figure.data[FRONT].x) == [r.prediction(m7)["latency_ms"] for r in explorer.front]
-    assert "stm32f746" in explorer.figure._widget_layout["title"]["text"]
+    assert explorer.figure.figure["data"][FRONT]["x"] == [r.prediction(m7)["latency_ms"] for r in explorer.front]
+    assert "front on stm32f746" in explorer.figure.figure["layout"]["title"]["text"]
     assert "on stm32f746" in explorer.inspector.body.value
+    _framed(explorer)
 
     explorer.x_picker.value, explorer.y_picker.value = "flash", "latency@rpi4"
-    assert explorer.figure.data[FRONT].mode == "markers"  # not the objective pair: no step line
+    assert explorer.figure.figure["data"][FRONT]["mode"] == "markers"  # not the objective pair: no step line
+    assert "Pareto front on" not in explorer.figure.figure["layout"]["title"]["text"].split("<br>")[0]
+    _framed(explorer)
 
 
-def test_comparison_hypervolumes_share_one_reference(small_study):
+def test_rejected_candidates_at_their_latency_or_marked_off_scale(small_study):
+    from workbench.widgets import ParetoExplorer
+    from workbench.widgets.explorer import REJECTED
+
+    explorer = ParetoExplorer(small_study)
+    trace = explorer.figure.figure["data"][REJECTED]
+    lo, hi = explorer.axis_ranges()["x"]
+    reals = {r.number: r.prediction(small_study.device)["latency_ms"]
+             for r in explorer.view.records if r.accuracy is None}
+    assert reals
+    inside = {n: x for n, x in reals.items() if lo <= x <= hi}
+    drawn = {n: x for n, x, text in zip(trace["customdata"], trace["x"], trace["text"]) if not text}
+    assert drawn == inside  # at their real latency
+    off = sorted(x for x in reals.values() if not lo <= x <= hi)
+    labels = [text for text in trace["text"] if text]
+    if off:  # one ▶ at the edge saying how many and their latencies
+        assert len(labels) == 1 and f"{off[0]:.4g}" in labels[0] and f"{off[-1]:.4g}" in labels[0]
+        assert labels[0].endswith("ms →") and (len(off) == 1 or labels[0].startswith(f"{len(off)} at "))
+    else:
+        assert not labels
+
+
+def test_inspector_and_plot_agree_on_a_trial_over_the_budget(small_study):
+    """Over the latency budget only: the plot greys it and the inspector says it does not fit, and why."""
+    from workbench.widgets import ParetoExplorer
+    from workbench.widgets.explorer import INFEASIBLE
+
+    study = small_study.study
+    trained = [r for r in ParetoExplorer(small_study).view.records if r.accuracy is not None]
+    slowest = max(trained, key=lambda r: r.prediction(small_study.device)["latency_ms"])
+    tight = slowest.prediction(small_study.device)["latency_ms"] - 0.5
+    study.set_user_attr("latency_budget_ms", tight)
+    try:
+        explorer = ParetoExplorer(small_study)
+        assert [kind for kind, _ in slowest.misfits(small_study.device, tight)] == ["latency"]
+        assert slowest.number in explorer.figure.figure["data"][INFEASIBLE]["customdata"]
+        explorer.select(slowest.number)
+        body = explorer.inspector.body.value
+        assert "data-fits='no'" in body and f"budget {tight:g} ms" in body
+        assert "does not fit" in explorer.export_panel.target.value  # warned before exporting
+    finally:
+        study.set_user_attr("latency_budget_ms", 40.0)
+
+
+def test_two_exports_of_two_trials_leave_two_manifests(small_study, tmp_path):
+    _require("onnx", "onnxruntime")
+    from workbench.widgets import ParetoExplorer
+
+    explorer = ParetoExplorer(small_study, export_dir=str(tmp_path / "exports"))
+    first, second = [r.number for r in explorer.view.records if r.accuracy is not None][:2]
+    results = []
+    for number in (first, second):
+        explorer.select(number)
+        results.append(explorer.export_panel.export("onnx"))
+    folders = [r.out_dir for r in results]
+    assert folders == [tmp_path / "exports" / "widgets" / f"trial-{n}" for n in (first, second)]
+    for number, result in zip((first, second), results):
+        manifest = json.loads((result.out_dir / "manifest.json").read_text())
+        assert manifest["trial"] == number and manifest["fit"]["fits"] is True
+    assert str(folders[1].absolute()) in explorer.export_panel.output.value  # absolute paths shown
+    assert explorer.export_panel.format.value == "onnx"
+
+
+def test_comparison_ranks_fronts_on_one_normalised_scale():
+    """Hand-made fronts: in raw accuracy × ms the slow device's front wins by its scale; against one
+    reference (the 20 ms budget) and normalised, the front that is better where it matters wins."""
+    from workbench.compare import normalised_hypervolume, reference_for, verdict, where_better
     from workbench.front import hypervolume_2d
+
+    fast = [(0.80, 1.0), (0.90, 4.0), (0.94, 10.0)]   # a quick device's front
+    slow = [(0.85, 12.0), (0.95, 18.0), (0.97, 60.0)]  # a slow device's, one point over the budget
+    raw = {name: hypervolume_2d(pts, (0.0, 1.1 * max(lat for _, lat in pts))) for name, pts in
+           (("fast", fast), ("slow", slow))}
+    assert raw["slow"] > raw["fast"]  # what a per-plot reference in ms crowned
+    ref = reference_for([fast, slow], budget_ms=20.0)
+    assert (ref.accuracy, ref.latency_ms) == (0.0, 20.0) and "budget" in ref.why
+    hv_fast, hv_slow = normalised_hypervolume(fast, ref), normalised_hypervolume(slow, ref)
+    # by hand: fast = 0.94·10 + 0.90·6 + 0.80·3 = 17.2 of 20; slow = 0.95·2 + 0.85·6 = 7.0 of 20
+    assert hv_fast == pytest.approx(17.2 / 20) and hv_slow == pytest.approx(7.0 / 20)
+    assert where_better(fast, slow, 20.0) == [(18.0, 20.0)]  # 0.95 > 0.94 from 18 ms on
+    sentence = verdict([("M4", slow), ("M7", fast)], ref)
+    assert sentence.startswith("M7 is the better front") and "86.0%" in sentence and "35.0%" in sentence
+    assert "M4 is more accurate at latencies 18–20 ms" in sentence
+    assert verdict([("A", []), ("B", [])], ref).startswith("No front")
+
+
+def test_comparison_widget_shares_one_reference_and_explains_empty_fronts(small_study):
+    from workbench.compare import normalised_hypervolume
     from workbench.widgets import FrontComparison
 
     comparison = FrontComparison([(small_study, "stm32l4r5"), (small_study, "stm32f746", "M7")])
     rows = comparison.rows()
     assert [r["label"] for r in rows] == ["widgets @ stm32l4r5", "M7"]
     ref = comparison.reference
+    assert ref.latency_ms == 40.0  # the study's budget
     for row, entry in zip(rows, comparison.entries):
-        assert row["hypervolume"] == hypervolume_2d(entry.points(), ref)
-    assert len(comparison.figure.data) == 2 and "hypervolume" in comparison.table.value
+        assert row["hypervolume"] == normalised_hypervolume(entry.points(), ref) and 0 < row["hypervolume"] <= 1
+    assert comparison.verdict() in comparison.sentence.value.replace("&#x27;", "'")
+    assert len(comparison.figure.figure["data"]) == 2 and "hypervolume" in comparison.table.value
+
+    tight = FrontComparison([(small_study, "stm32l4r5")], budget_ms=0.001)
+    small_study.study.set_user_attr("latency_budget_ms", 0.001)
+    try:
+        row = FrontComparison([(small_study, "stm32l4r5")]).rows()[0]
+    finally:
+        small_study.study.set_user_attr("latency_budget_ms", 40.0)
+    trained = sum(1 for r in tight.entries[0].view.records if r.accuracy is not None)
+    assert row["front"] == 0 and row["why_empty"] == (f"{trained} of {trained} trained trials are slower than "
+                                                      "the 0.001 ms budget on stm32l4r5")
 
 
 def test_live_search_refreshes_after_every_trial(tmp_path):
@@ -127,13 +246,76 @@ def test_live_search_refreshes_after_every_trial(tmp_path):
     from workbench.search import Search
     from workbench.widgets import LiveSearch
 
-    search = Search("sensor-imu", "stm32l4r5", "basic-motions", study_name="live",
-                    storage=f"sqlite:///{tmp_path / 'wb.db'}", epochs=1, seed=0)
+    url = f"sqlite:///{tmp_path / 'wb.db'}"
+    search = Search("sensor-imu", "stm32l4r5", "basic-motions", study_name="live", storage=url, epochs=1, seed=0)
     live = LiveSearch(search, trials=3)
+    assert "0 / 3" in live.count.value and "not started" in live.last.value
     seen = []
     original = live.explorer.refresh
     live.explorer.refresh = lambda: (original(), seen.append(len(live.explorer.view.records)))
     result = live.start().wait(timeout=300)
     assert seen == [1, 2, 3]  # the explorer saw each trial as soon as it was stored
     assert live.progress.value == 3 and result is not None and "best so far" in live.best.value
+    assert "3 / 3" in live.count.value and "done" in live.count.value
     assert live.last.value.startswith("trial 2")
+
+    resumed = LiveSearch(Search("sensor-imu", "stm32l4r5", "basic-motions", study_name="live", storage=url,
+                                epochs=1, seed=0), trials=3)
+    assert "complete: 3 / 3" in resumed.last.value  # a full bar never says "not started"
+    resumed.start().wait(timeout=60)
+    assert "nothing left to run" in resumed.last.value
+
+
+def test_seconds_left_from_the_pace_of_recent_trials():
+    from workbench.widgets.live import duration_text, seconds_left
+
+    assert seconds_left([100.0], 1, 10) is None
+    assert seconds_left([100.0, 110.0, 120.0], 3, 10) == pytest.approx(70.0)
+    assert seconds_left([100.0, 110.0], 10, 10) == 0.0
+    assert duration_text(70.0) == "about 1 min 10 s left" and duration_text(None).startswith("time left")
+
+
+def test_attach_shows_a_search_running_in_another_process(tmp_path):
+    """A kernel restarted mid-run: the search goes on in a process; attach() from a new cell follows it."""
+    _require("ipywidgets", "plotly", "anywidget")
+    import subprocess
+    import sys
+
+    from workbench.widgets import LiveSearch
+
+    url = f"sqlite:///{tmp_path / 'wb.db'}"
+    cmd = [sys.executable, "-m", "workbench.cli", "search", "--space", "sensor-imu", "--device", "stm32l4r5",
+           "--data", "basic-motions", "--trials", "4", "--epochs", "1", "--study", "elsewhere", "--storage", url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        live = None
+        while live is None and time.monotonic() < deadline:
+            try:
+                live = LiveSearch.attach("elsewhere", url, poll_s=0.2)
+            except Exception:  # noqa: BLE001 — the study does not exist until the process created it
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.3)
+        assert live is not None and live.following
+        seen = []
+        original = live.explorer.refresh
+        live.explorer.refresh = lambda: (original(), seen.append(len(live.explorer.view.records)))
+        live.wait(timeout=300)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert live.progress.value == 4 and "4 / 4" in live.count.value
+    assert seen and seen[-1] == 4 and seen == sorted(seen)  # it followed the trials as they were stored
+    assert LiveSearch.attach("elsewhere", url).finished == 4
+
+
+def test_errors_show_as_one_line_without_cli_flags():
+    _require("ipywidgets", "plotly", "anywidget")
+    from workbench.errors import WorkbenchError
+    from workbench.widgets.common import notebook_message, one_line_error
+
+    exc = WorkbenchError("--trials: the study stores no target number of trials; give --latency-budget too")
+    assert notebook_message(exc) == "trials: the study stores no target number of trials; give latency_budget too"
+    html = one_line_error(exc)
+    assert "--" not in html and "Traceback" not in html and html.count("<div") == 1

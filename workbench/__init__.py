@@ -7,10 +7,11 @@ from .arch import Architecture
 from .cost import CostEstimate, estimate
 from .errors import WorkbenchError
 from .profiles import DeviceProfile, load_profile
+from .score import score  # noqa: E402  (the function shadows its module's name on the package: by design)
 from .space import RandomSuggester, SearchSpace, TrialSuggester, load_space
 
 __all__ = [
     "Architecture", "CostEstimate", "DeviceProfile", "RandomSuggester", "SearchSpace", "TrialSuggester",
-    "WorkbenchError", "estimate", "load_profile", "load_space",
+    "WorkbenchError", "estimate", "load_profile", "load_space", "score",
 ]
 __version__ = "0.1.0"

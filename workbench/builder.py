@@ -2,19 +2,10 @@
 
 The model is assembled from ``arch.ops`` — the same :class:`~workbench.ops.Op` list the cost
 estimator, the LUTs and the profiler use — so what is trained is structurally what is timed and
-deployed. Every op kind maps to a module factory through a registry (timm-style ``@register``):
-adding an op kind to the vocabulary means writing one factory here.
+deployed.
 
-Per-op structure (BatchNorm is kept for training; the deployed graph folds it into the conv):
-
-* ``conv2d``   Conv2d(bias=False) + BN + ReLU6
-* ``conv1d``   Conv1d(bias=False) + BN1d + ReLU6
-* ``mbconv``   [1x1 expand + BN + ReLU6, absent when hidden == C_in] → depthwise kxk (stride)
-  + BN + ReLU6 → 1x1 project + BN (linear bottleneck) → + input when ``op.skip``
-* ``dsconv2d`` depthwise kxk (stride) + BN + ReLU6 → pointwise 1x1 + BN + ReLU6
-* ``maxpool1d`` / ``avgpool1d``  kernel = stride = ``op.kernel``, no padding
-* ``gap``      adaptive average pool to 1 + flatten
-* ``linear``   nn.Linear (with bias)
+Each op kind's module comes from its :class:`~workbench.ops.OpSpec` (``spec.torch_body``), using
+the helpers below; BatchNorm is kept for training (the deployed graph folds it into the conv).
 
 Each op's module is an :class:`OpModule` that keeps its ``op`` (bits, stage, shapes), which is what
 :mod:`workbench.quant` and per-layer tools read. The network (:class:`OpNet`) interleaves one
@@ -23,25 +14,11 @@ activation-quantiser slot after every op (and one on the input); they are ``nn.I
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from .errors import WorkbenchError
-from .ops import Op
-
-BUILDERS: dict[str, Callable[[Op], nn.Module]] = {}
-
-
-def register(kind: str):
-    """Register a module factory ``fn(op) -> nn.Module`` for an op kind."""
-
-    def deco(fn):
-        BUILDERS[kind] = fn
-        return fn
-
-    return deco
+from .ops import SPECS, Op, same_pads
 
 
 class OpModule(nn.Module):
@@ -61,61 +38,50 @@ class OpModule(nn.Module):
         return f"{self.op.kind} {self.op.in_shape}->{self.op.out_shape} w{self.op.wbits}a{self.op.abits} stage={self.op.stage!r}"
 
 
-def _conv_bn(dims: int, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
+_ACTS = {"relu6": lambda: nn.ReLU6(inplace=True), "relu": lambda: nn.ReLU(inplace=True)}
+
+
+def conv_bn(in_size, cin: int, cout: int, kernel: tuple, stride: tuple, groups: int = 1, act: str | None = "relu6",
+            bn: bool = True) -> list[nn.Module]:
+    """[zero pad,] conv ('same', see :func:`workbench.ops.same_pads`) [+ BN] [+ activation], 1-D or 2-D
+    by ``len(kernel)``. Odd kernels pad symmetrically inside the conv; uneven pads get an explicit
+    ``ZeroPad2d`` so the output has TensorFlow's 'same' size."""
+    dims = len(kernel)
+    pads = [same_pads(n, k, s) for n, k, s in zip(in_size, kernel, stride)]
     conv_cls, bn_cls = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
-    layers = [conv_cls(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False), bn_cls(cout)]
+    layers: list[nn.Module] = []
+    if all(a == b for a, b in pads):
+        padding = tuple(a for a, _ in pads)
+    else:
+        (top, bottom), (left, right) = pads
+        layers.append(nn.ZeroPad2d((left, right, top, bottom)))
+        padding = 0
+    layers.append(conv_cls(cin, cout, kernel, stride, padding=padding, groups=groups, bias=not bn))
+    if bn:
+        layers.append(bn_cls(cout))
     if act:
-        layers.append(nn.ReLU6(inplace=True))
+        layers.append(_ACTS[act]())
     return layers
 
 
-@register("conv2d")
-def _conv2d(op: Op) -> nn.Module:
-    return OpModule(op, nn.Sequential(*_conv_bn(2, op.in_shape[0], op.out_shape[0], op.kernel, op.stride)))
+def seq(layers) -> nn.Sequential:
+    return nn.Sequential(*layers)
 
 
-@register("conv1d")
-def _conv1d(op: Op) -> nn.Module:
-    return OpModule(op, nn.Sequential(*_conv_bn(1, op.in_shape[0], op.out_shape[0], op.kernel, op.stride)))
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU, conv-BN on the main branch; identity or 1x1-conv (stride, bias, no BN) shortcut; add; ReLU."""
 
+    def __init__(self, op: Op):
+        super().__init__()
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        kernel, stride = (op.kh, op.kw), (op.sh, op.sw)
+        self.main = seq(conv_bn(op.in_shape[1:], cin, cout, kernel, stride, act="relu")
+                        + conv_bn(op.out_shape[1:], cout, cout, kernel, (1, 1), act=None))
+        self.shortcut = nn.Identity() if op.skip else seq(conv_bn(op.in_shape[1:], cin, cout, (1, 1), stride,
+                                                                  act=None, bn=False))
 
-@register("mbconv")
-def _mbconv(op: Op) -> nn.Module:
-    cin, cout, hid = op.in_shape[0], op.out_shape[0], op.hidden
-    layers = []
-    if hid != cin:
-        layers += _conv_bn(2, cin, hid, 1)
-    layers += _conv_bn(2, hid, hid, op.kernel, op.stride, groups=hid)
-    layers += _conv_bn(2, hid, cout, 1, act=False)
-    return OpModule(op, nn.Sequential(*layers), skip=op.skip)
-
-
-@register("dsconv2d")
-def _dsconv2d(op: Op) -> nn.Module:
-    cin, cout = op.in_shape[0], op.out_shape[0]
-    layers = _conv_bn(2, cin, cin, op.kernel, op.stride, groups=cin) + _conv_bn(2, cin, cout, 1)
-    return OpModule(op, nn.Sequential(*layers))
-
-
-@register("maxpool1d")
-def _maxpool1d(op: Op) -> nn.Module:
-    return OpModule(op, nn.MaxPool1d(op.kernel, op.kernel))
-
-
-@register("avgpool1d")
-def _avgpool1d(op: Op) -> nn.Module:
-    return OpModule(op, nn.AvgPool1d(op.kernel, op.kernel))
-
-
-@register("gap")
-def _gap(op: Op) -> nn.Module:
-    pool = nn.AdaptiveAvgPool2d(1) if len(op.in_shape) == 3 else nn.AdaptiveAvgPool1d(1)
-    return OpModule(op, nn.Sequential(pool, nn.Flatten(1)))
-
-
-@register("linear")
-def _linear(op: Op) -> nn.Module:
-    return OpModule(op, nn.Linear(op.in_shape[0], op.out_shape[0]))
+    def forward(self, x):
+        return torch.relu(self.main(x) + self.shortcut(x))
 
 
 class OpNet(nn.Module):
@@ -137,15 +103,17 @@ class OpNet(nn.Module):
 
 def build_model(arch) -> OpNet:
     """A freshly initialised fp32 model of ``arch`` (seed torch before calling for reproducibility)."""
-    blocks = []
-    for i, op in enumerate(arch.ops):
-        try:
-            factory = BUILDERS[op.kind]
-        except KeyError:
-            raise WorkbenchError(f"op {i} has kind {op.kind!r}, which the model builder does not know "
-                                 f"(known: {', '.join(BUILDERS)})") from None
-        blocks.append(factory(op))
-    return OpNet(arch, blocks)
+    return OpNet(arch, [build_op(op, i) for i, op in enumerate(arch.ops)])
+
+
+def build_op(op: Op, index: int = 0) -> OpModule:
+    """The module of one op, from its kind's spec."""
+    spec = SPECS.get(op.kind)
+    if spec is None:
+        raise WorkbenchError(f"op {index} has kind {op.kind!r}, which the model builder does not know "
+                             f"(known: {', '.join(SPECS)})")
+    body, skip = spec.torch_body(op)
+    return OpModule(op, body, skip=skip)
 
 
 def deployed_params(model: nn.Module) -> int:

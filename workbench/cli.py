@@ -23,19 +23,40 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .machine import print_notices_on_one_line
+
+    print_notices_on_one_line()  # a host profile measured on another CPU: one "notice:" line, once
+    from .processes import exit_code, ignore_stop_signals, signals_as_interrupts
+
     try:
-        return args.handler(args) or 0
+        with signals_as_interrupts():  # SIGTERM stops a search the way Ctrl-C does
+            return args.handler(args) or 0
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return getattr(exc, "exit_code", 2)  # storage faults in the middle of a search: 1
+    except KeyboardInterrupt as exc:
+        ignore_stop_signals()  # a second Ctrl-C while exiting changes nothing and prints no traceback
         print("\ninterrupted: the running trial is marked failed; run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return exit_code(exc)
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("tinyml-workbench")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        from . import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .profiler import DEFAULT_REPEATS, DEFAULT_WARMUP
+
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data")
@@ -51,14 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(.npz or folder); default: the space's dataset")
     p.add_argument("--trials", type=int, required=True, help="total number of trials the study should hold")
     p.add_argument("--study", default=None, help="study name (default: <space>-<device>)")
-    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path")
-    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path "
+                   "(default %(default)s)")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
+                   help="Optuna sampler (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
     p.add_argument("--latency-budget", type=float, default=None, metavar="MS", help="reject slower candidates")
     p.add_argument("--objectives", default="accuracy,latency",
                    help="accuracy,latency plus optional sram and/or flash (default %(default)s)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs per trial (default %(default)s)")
-    p.add_argument("--population", type=int, default=16, help="NSGA-II population / TPE start-up trials")
+    p.add_argument("--population", type=int, default=16, help="NSGA-II population / TPE start-up trials "
+                   "(TPE: at most 10; default %(default)s)")
     p.add_argument("--evaluator", default="train", choices=("train", "synflow", "naswot"),
                    help="train each candidate (default) or score it with a training-free proxy (fast screening)")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study "
@@ -77,10 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("pareto", help="print a study's Pareto front for any device profile")
-    p.add_argument("--study", required=True)
-    p.add_argument("--storage", default="sqlite:///workbench.db")
+    p.add_argument("--study", required=True, help="name of the study to read (as given to search/quickstart)")
+    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path "
+                   "(default %(default)s)")
     p.add_argument("--device", default=None, help="profile to draw the front for (default: the study's target)")
-    p.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"),
+                   help="table (with a header line naming study, device, budget, objectives), or csv/json "
+                   "(machine-readable; the header goes to stderr) (default %(default)s)")
     p.set_defaults(handler=cmd_pareto)
 
     p = sub.add_parser("spaces", help="list the shipped search spaces")
@@ -95,14 +122,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", action="append", default=None, help="limit to these spaces (repeatable)")
     p.add_argument("--precision", action="append", default=None, choices=("fp32", "int8"),
                    help="precisions to measure (repeatable; default fp32 and int8)")
-    p.add_argument("--warmup", type=int, default=None, help="warm-up runs per op")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per op")
+    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="warm-up runs per op (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed runs per op (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="--out may hold another profile (shipped, modeled or "
+                   "measured elsewhere): replace its lut.csv, calibration.json and profile.yaml")
     p.add_argument("--limit", type=int, default=None, help="measure only the first N ops (a quick try)")
     p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("model-lut", help="regenerate a modeled LUT from the profile's latency_model.yaml")
     p.add_argument("profile_dir", type=Path)
     p.set_defaults(handler=cmd_model_lut)
+
+    p = sub.add_parser("calibrate", help="fit a profile's latency model to whole models timed end to end",
+                       description="Fit a profile's latency constants to end-to-end latencies of 5-20 whole models "
+                       "(CSV: model,ms,source[,precision]; model = .tflite/.onnx file, architecture JSON or a fixed "
+                       "shipped space such as mlperf-kws), rewrite them with the measurements, regenerate the LUT, and "
+                       "print the fit and leave-one-model-out errors. --quick refreshes a measured host LUT for this "
+                       "machine from models timed here (~15 s).")
+    p.add_argument("profile", help="device profile name or folder")
+    p.add_argument("--measurements", type=Path, default=None, metavar="CSV", help="whole-model latencies to fit")
+    p.add_argument("--quick", action="store_true", help="host profile: time random models here and fit to them")
+    p.add_argument("--models-per-space", type=int, default=20, help="--quick: random models per space and "
+                   "precision (default %(default)s)")
+    p.add_argument("--strength", type=float, default=None, help="pull towards the current constants (default "
+                   "0.1 with --measurements, 0.01 with --quick; 0 = least squares)")
+    p.add_argument("--restart", action="store_true", help="modeled profile: start from the constants before the "
+                   "first calibration (reproduces a calibration instead of refining it)")
+    p.set_defaults(handler=cmd_calibrate)
+
+    p = sub.add_parser("score", help="cost an existing .tflite/.onnx file on device profiles (latency, SRAM, flash)")
+    p.add_argument("model", type=Path, help="model file (.tflite or .onnx, fp32 or int8)")
+    p.add_argument("--device", default="all", help="device profile name or folder, or 'all' (default %(default)s)")
+    p.add_argument("--format", default="table", choices=("table", "json"), help="output (default %(default)s)")
+    p.set_defaults(handler=cmd_score)
 
     p = sub.add_parser("export", help="export a trial to ONNX/TFLite (fp32 and INT8), verify each file, write a manifest",
                        description="Rebuild a trial's trained model (deterministic retraining with its seed, or "
@@ -114,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", default="best", help="trial number, or 'best': the most accurate feasible trial on "
                    "the front (default %(default)s)")
     p.add_argument("--format", default="onnx,onnx-int8,tflite,tflite-int8",
-                   help="comma-separated formats: onnx, onnx-int8, tflite, tflite-int8 (default: all)")
+                   help="comma-separated formats: onnx, onnx-int8, tflite, tflite-int8 (default: these four), and "
+                        "tflm (a TFLite Micro bundle: C array, arena size, op resolver, example)")
     p.add_argument("--out", required=True, type=Path, help="output folder (files + manifest.json)")
     p.add_argument("--device", default=None, help="profile whose front 'best' and the predictions refer to "
                    "(default: the study's target)")
@@ -164,28 +217,48 @@ def cmd_search(args) -> int:
 
 def _run_search(space, device, data, study, storage, sampler, seed, budget, objectives, epochs, population,
                 trials, workers=1, heartbeat=10, evaluator="train") -> int:
-    from .search import Search, print_progress
+    from .processes import acknowledge, stop_workers
+    from .search import Search, completed_trials, print_progress
 
     if epochs < 1:
         raise WorkbenchError(f"--epochs: must be >= 1, got {epochs}")
     search = Search(space, device, data, study_name=study, storage=storage, sampler=sampler, seed=seed,
                     latency_budget_ms=budget, objectives=objectives, epochs=epochs, population=population,
                     listeners=[print_progress], heartbeat_s=heartbeat or None, evaluator=evaluator)
-    helpers = _start_workers(search.study_name, storage, trials, workers - 1, heartbeat)
+    for note in search.data_notes:
+        print(f"note: {note}", file=sys.stderr)
+    search.open(trials)  # every check passed: only now is the study created or resumed
+    done = completed_trials(search.study)
+    if done >= trials > 0:
+        print(f"study '{search.study_name}' is already complete ({done}/{trials} trials): nothing to run; "
+              f"its front follows (a larger --trials adds trials)", file=sys.stderr)
+    helpers = _start_workers(search.study_name, storage, trials, workers - 1, heartbeat) if done < trials else []
     try:
         result = search.run(trials)
-    finally:
-        for proc in helpers:
-            proc.wait()
+    except BaseException:
+        acknowledge()
+        stop_workers(helpers)  # an interrupt or a failure stops the helpers too: no orphans
+        raise
+    for proc in helpers:
+        proc.wait()
     from .front import front_rows
 
     print(f"\nPareto front on {result.device.name} ({len(result.front)} of {len(result.study.trials)} trials; "
           f"{_quality_note(evaluator)}, costs predicted from the device LUT):")
     print(format_rows(front_rows(result.front, result.device), "table"))
-    print(f"\nstudy '{search.study_name}' stored in {storage}  "
-          f"(see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
-          f"--device stm32l4r5)")
+    other = _other_device(result.device, search.profiles)
+    hint = (f"  (see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
+            f"--device {other})") if other else ""
+    print(f"\nstudy '{search.study_name}' stored in {storage}{hint}")
     return 0
+
+
+def _other_device(device, profiles) -> str | None:
+    """A profile to suggest for ``pareto --device``: not the study's own, of the same class when there is one."""
+    others = [p for p in profiles if p.name != device.name]
+    same_class = [p for p in others if p.device_class == device.device_class]
+    pool = same_class or others
+    return pool[0].name if pool else None
 
 
 def _quality_note(evaluator: str) -> str:
@@ -196,13 +269,11 @@ def _quality_note(evaluator: str) -> str:
 
 def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int) -> list:
     """``n`` more ``workbench worker`` processes on this machine, sharing the study through its storage."""
-    import subprocess
-
+    from .processes import start_workers
     from .storage import absolute_url
 
-    command = [sys.executable, "-m", "workbench.cli", "worker", "--study", study, "--storage", absolute_url(storage),
-               "--trials", str(trials), "--heartbeat", str(heartbeat)]
-    return [subprocess.Popen(command) for _ in range(n)]
+    return start_workers(["worker", "--study", study, "--storage", absolute_url(storage), "--trials", str(trials),
+                          "--heartbeat", str(heartbeat)], n)
 
 
 def cmd_pareto(args) -> int:
@@ -213,9 +284,24 @@ def cmd_pareto(args) -> int:
     settings = study.user_attrs
     device = study_device(settings, args.device)
     objectives = settings.get("objectives", ["accuracy", "latency"])
-    front = pareto_front(load_records(study), device, objectives, settings.get("latency_budget_ms"))
+    budget = settings.get("latency_budget_ms")
+    front = pareto_front(load_records(study), device, objectives, budget)
+    header = pareto_header(args.study, settings, device, objectives, budget, len(front))
+    if args.format == "table":
+        print(header)
+    else:
+        print(header, file=sys.stderr)  # csv/json stay machine-readable on stdout
     print(format_rows(front_rows(front, device), args.format))
     return 0
+
+
+def pareto_header(study: str, settings: dict, device, objectives, budget, n_front: int) -> str:
+    """One line: which study, which device (and whether it is the study's target), budget, objectives."""
+    target = settings.get("device")
+    whose = "the study's target" if device.name == target else f"the study targeted {target}"
+    limit = f"latency budget {budget:g} ms" if budget else "no latency budget"
+    return (f"Pareto front of study '{study}' on {device.name} ({whose}; {limit}; objectives "
+            f"{', '.join(objectives)}): {n_front} trial{'s' if n_front != 1 else ''}")
 
 
 def format_rows(rows: list[dict], fmt: str) -> str:
@@ -273,13 +359,16 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .profiler import profile_device
+    from .profiler import check_out_dir, profile_device
     from .space import all_spaces, load_space
 
     spaces = [load_space(s) for s in args.space] if args.space else all_spaces()
-    options = {k: v for k, v in (("warmup", args.warmup), ("repeats", args.repeats)) if v is not None}
+    for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats)):
+        if value < (0 if name == "--warmup" else 1):
+            raise WorkbenchError(f"{name}: must be >= {0 if name == '--warmup' else 1}, got {value}")
+    check_out_dir(args.out, force=args.force)  # before anything is written
     out = profile_device(args.out, spaces=spaces, precisions=tuple(args.precision or ("fp32", "int8")),
-                         limit=args.limit, **options)
+                         limit=args.limit, warmup=args.warmup, repeats=args.repeats)
     print(f"wrote {out}")
     return 0
 
@@ -289,6 +378,33 @@ def cmd_model_lut(args) -> int:
 
     path, n = model_profile(args.profile_dir)
     print(f"wrote {path} ({n} modeled entries)")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import (DEFAULT_STRENGTH, QUICK_STRENGTH, calibrate_profile, calibrate_quick, format_report,
+                            resolve_profile_dir)
+
+    folder = resolve_profile_dir(args.profile)
+    if (args.measurements is None) == (not args.quick):
+        raise WorkbenchError("calibrate: give exactly one of --measurements CSV or --quick")
+    strength = args.strength if args.strength is not None else QUICK_STRENGTH if args.quick else DEFAULT_STRENGTH
+    if args.quick:
+        if args.models_per_space < 1:
+            raise WorkbenchError(f"--models-per-space: must be >= 1, got {args.models_per_space}")
+        report = calibrate_quick(folder, args.models_per_space, strength, name=args.profile)
+    else:
+        report = calibrate_profile(folder, args.measurements, strength, name=args.profile, restart=args.restart)
+    print(format_report(report))
+    print(f"wrote {folder}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .score import format_score, score
+
+    result = score(args.model, args.device)
+    print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else format_score(result))
     return 0
 
 

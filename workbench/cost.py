@@ -5,16 +5,21 @@ built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
 
 - latency: the runtime's per-inference overhead plus the sum over fused ops of the LUT mean (ops missing
   from the LUT are interpolated and counted), cached per memoised segment (stage) and LUT;
-- peak SRAM: the largest live activation set over the layer schedule (input + output + held residual
-  of the worst layer, at the activation precision), MCUNet-style;
-- flash: weights at their bit widths + biases + per-channel quantisation parameters, plus the
-  profile's per-layer overhead (flatbuffer tensor/op metadata) for every layer.
+- peak SRAM and flash, on a profile with a ``memory:`` section (every shipped profile): the TFLite
+  Micro arena the exported graph needs (activations as TFLM's greedy planner lays them out + kernel
+  scratch + persistent allocations) and the ``.tflite`` file plus the runtime's code for the operators
+  used — :mod:`workbench.memory`, memoised per architecture; the parts are reported next to the totals;
+- on a profile without one (the earlier rule, kept for hand-written profiles): the largest live
+  activation set over the layer schedule (input + output + held residual of the worst layer,
+  MCUNet-style) and weights + biases + per-channel quantisation parameters + the profile's
+  ``per_layer_flash_bytes`` for every layer.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 from .arch import Architecture
+from .memory import MEMO_LIMIT, estimate_memory
 from .profiles import DeviceProfile
 
 
@@ -30,6 +35,13 @@ class CostEstimate(NamedTuple):
     flash_bytes: int
     macs: int
     params: int
+    # parts of peak_sram_bytes and flash_bytes (TFLM model; the per-layer rule fills activations/file only)
+    sram_activations: int = 0
+    sram_scratch: int = 0
+    sram_persistent: int = 0
+    flash_file: int = 0
+    flash_code: int = 0
+    memory_model: str = ""  # what produced the memory numbers ("tflm cmsis-nn 32-bit", "per-layer rule")
 
     @property
     def peak_sram_kb(self) -> float:
@@ -62,11 +74,27 @@ def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
         n_ops += seg.n_ops
         if seg.peak_bytes > peak:
             peak = seg.peak_bytes
-    flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
+    if profile.memory is not None:
+        memory = _tflm_fields(arch, profile.memory)
+    else:
+        flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
+        memory = (peak, flash, peak, 0, 0, flash, 0, "per-layer rule")
+    peak, flash, *parts = memory
     if not supported:
-        return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params)
+        return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params, *parts)
     return CostEstimate(profile.name, True, profile.per_inference_ms + latency, interpolated, n_ops, peak, flash,
-                        macs, params)
+                        macs, params, *parts)
+
+
+def _tflm_fields(arch: Architecture, runtime) -> tuple:
+    """The TFLM model's (peak, flash, parts...) for ``arch``, memoised per architecture on the runtime."""
+    key = (arch.segments, arch.input_shape)
+    hit = runtime.cost_memo.get(key)
+    if hit is None:
+        if len(runtime.cost_memo) >= MEMO_LIMIT:
+            runtime.cost_memo.clear()
+        hit = runtime.cost_memo[key] = estimate_memory(arch, runtime).cost_fields(runtime.tag)
+    return hit
 
 
 def _segment_latency(seg, profile: DeviceProfile) -> tuple[float, int, bool]:

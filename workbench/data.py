@@ -17,9 +17,13 @@ Samples are channel first: ``(C, H, W)`` images, ``(C, T)`` series. :func:`adapt
 architecture's input shape (resize images, pad/crop series, lay an (F, T) series out as the
 ``(1, frames, F)`` map a keyword-spotting DS-CNN reads); :meth:`Dataset.adapted` caches the
 result per input shape so a search adapts the whole set once per distinct shape.
+:func:`check_against_space` checks a data set against a search space before a search opens its
+study: a layout or channel count the space cannot take is an error naming the data and the space
+field; what :func:`adapt` will change is returned as sentences the CLI prints.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,10 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WorkbenchError
-from .space import DataShape
+from .safeio import MAX_DATA_BYTES, one_line, read_npz, size_text
+from .space import SPACES_DIR, DataShape
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
 SPLIT_SEED = 0
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "classes", "description")
+MAX_CLASSES = 100_000  # the spaces' own limit on classes
 
 
 @dataclass(eq=False)
@@ -173,11 +180,7 @@ def load_dataset(name_or_path) -> Dataset:
 
 def _load_npz(path: Path) -> Dataset:
     where = str(path)
-    try:
-        npz = np.load(path, allow_pickle=False)
-        arrays = {k: npz[k] for k in npz.files}
-    except Exception as exc:  # corrupt zip, pickled objects, not an npz at all
-        raise WorkbenchError(f"cannot read as .npz ({type(exc).__name__}: {exc})", where=where) from None
+    arrays = read_npz(path, NPZ_KEYS)  # declared sizes checked before anything is decompressed
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise WorkbenchError(f"missing key(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})",
@@ -207,6 +210,9 @@ def _load_npz(path: Path) -> Dataset:
         if len(y) != len(x[split]):
             raise WorkbenchError(f"x_{split} has {len(x[split])} samples but y_{split} has {len(y)} labels",
                                  where=where)
+    for split, y in (("train", ytr), ("test", yte)):
+        if y.dtype.kind not in "biufUS":
+            raise WorkbenchError(f"y_{split} labels must be integers or strings, got dtype {y.dtype}", where=where)
     if ytr.dtype.kind in "USO" or yte.dtype.kind in "USO":
         unknown = sorted(set(yte.tolist()) - set(ytr.tolist()))
         if unknown:
@@ -219,19 +225,33 @@ def _load_npz(path: Path) -> Dataset:
                 raise WorkbenchError(f"y_{split} labels must be integers 0..K-1", where=where)
         ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
         if "classes" in arrays:
-            classes = int(arrays["classes"])
+            classes = _declared_classes(arrays["classes"], where)
         else:
             classes = int(ytr.max()) + 1
+            if classes > MAX_CLASSES:
+                raise WorkbenchError(f"y_train labels go up to {classes - 1:,}: more than the {MAX_CLASSES:,} "
+                                     f"classes allowed", where=where)
         for split, y in (("train", ytr), ("test", yte)):
             if y.min() < 0 or y.max() >= classes:
                 raise WorkbenchError(f"y_{split} labels out of range: found {int(y.min())}..{int(y.max())}, "
                                      f"expected 0..{classes - 1}", where=where)
         names = tuple(str(i) for i in range(classes))
-    if classes < 2:
-        raise WorkbenchError("need at least 2 classes", where=where)
+    if not 2 <= classes <= MAX_CLASSES:
+        raise WorkbenchError(f"need 2..{MAX_CLASSES:,} classes, found {classes:,}", where=where)
     name = path.parent.name if path.name == "data.npz" else path.stem
-    desc = str(arrays["description"]) if "description" in arrays else f"user data from {where}"
+    desc = str(arrays["description"])[:200] if "description" in arrays else f"user data from {where}"
     return Dataset(name, desc, x["train"], ytr, x["test"], yte, classes, names)
+
+
+def _declared_classes(value: np.ndarray, where: str) -> int:
+    """The optional ``classes`` entry of an .npz: one integer (a 0-d or one-element array)."""
+    if value.size != 1 or value.dtype.kind not in "iu":
+        raise WorkbenchError(f"classes must be one integer, got an array of shape {value.shape} and dtype "
+                             f"{value.dtype}", where=where)
+    classes = int(value.reshape(()))
+    if not 2 <= classes <= MAX_CLASSES:
+        raise WorkbenchError(f"classes must be 2..{MAX_CLASSES:,}, got {classes}", where=where)
+    return classes
 
 
 # ---------------------------------------------------------------- user data: image folder
@@ -263,21 +283,20 @@ def _load_image_folder(root: Path) -> Dataset:
         if not items:
             raise WorkbenchError("no images found in the class folders", where=str(root / split))
         files[split] = items
+    size = _check_image_sizes(root, files)
     images = {}
     for split, items in files.items():
         imgs = []
         for f, _ in items:
             try:
-                with Image.open(f) as im:
+                with _open_image(f) as im:
                     im.load()
                     imgs.append(im.copy())
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise WorkbenchError(f"not a readable image ({exc})", where=str(f)) from None
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+                raise WorkbenchError(f"not a readable image ({one_line(exc)})", where=str(f)) from None
         images[split] = imgs
     all_imgs = images["train"] + images["test"]
     gray = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in all_imgs)
-    sizes = [im.size for im in images["train"]]
-    size = max(set(sizes), key=sizes.count)  # the most common (W, H); others are resized to it
 
     def to_array(im):
         im = im.convert("L" if gray else "RGB")
@@ -290,6 +309,44 @@ def _load_image_folder(root: Path) -> Dataset:
     y = {s: np.array([c for _, c in files[s]], np.int64) for s in files}
     return Dataset(root.name, f"image folder {root}", x["train"], y["train"], x["test"], y["test"],
                    len(class_names), tuple(class_names))
+
+
+def _open_image(f: Path):
+    """``Image.open`` without PIL's decompression-bomb *warning* (a second stderr line): the data limit
+    checked from the headers is the guard here; PIL's own error for far larger images still applies."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(f)
+
+
+def _check_image_sizes(root: Path, files: dict) -> tuple[int, int]:
+    """The common (W, H) of the training images, after checking from the headers alone (nothing
+    decoded yet) that decoding every image and its float32 copy stays within :data:`MAX_DATA_BYTES`."""
+    from PIL import Image, UnidentifiedImageError
+
+    decoded, sizes, channels = 0, {"train": [], "test": []}, 1
+    for split, items in files.items():
+        for f, _ in items:
+            try:
+                with _open_image(f) as im:  # reads the header only
+                    width, height, bands = im.width, im.height, len(im.getbands())
+            except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+                raise WorkbenchError(f"not a readable image ({one_line(exc)})", where=str(f)) from None
+            decoded += width * height * bands
+            channels = max(channels, 1 if bands == 1 else 3)
+            sizes[split].append((width, height))
+            if decoded > MAX_DATA_BYTES:
+                raise WorkbenchError(f"the images up to this one decode to more than {size_text(MAX_DATA_BYTES)}, "
+                                     f"the limit for a data set", where=str(f))
+    size = max(set(sizes["train"]), key=sizes["train"].count)  # the most common (W, H); others are resized to it
+    float_bytes = 4 * (len(sizes["train"]) + len(sizes["test"])) * size[0] * size[1] * channels
+    if float_bytes > MAX_DATA_BYTES:
+        raise WorkbenchError(f"{len(sizes['train']) + len(sizes['test'])} images at {size[0]}x{size[1]} make "
+                             f"{size_text(float_bytes)} of float32 input, over the {size_text(MAX_DATA_BYTES)} limit "
+                             f"for a data set", where=str(root))
+    return size
 
 
 # ---------------------------------------------------------------- adapting to an input shape
@@ -339,3 +396,108 @@ def adapt(x: np.ndarray, input_shape) -> np.ndarray:
                                  f"{input_shape[0]} (input {input_shape})")
         return np.ascontiguousarray(_fit_length(x, input_shape[1]))
     raise WorkbenchError(f"data samples of shape {sample} cannot feed an architecture with input {input_shape}")
+
+
+# ---------------------------------------------------------------- data against a search space
+
+def check_against_space(dataset: Dataset, space, where: str | None = None) -> list[str]:
+    """Check that ``dataset`` can feed ``space`` before anything is created; return the adaptations.
+
+    Called by :class:`~workbench.search.Search` before it opens the study (so a refused search leaves
+    the storage untouched) and by every evaluator, trained or training-free, through it. Layout and
+    channels must match the space's ``input`` (an error names the data and the field; a channel-last
+    array gets the transpose that fixes it). What is adapted instead is returned as sentences the CLI
+    prints: images resized to the sampled resolution, series padded/cropped to a DS-CNN's frames, a
+    1-D series length taken from the data, and the classifier sized for the data's classes (a space's
+    ``classes`` is its default for data-free use — profiling, LUT coverage — not a constraint).
+    """
+    where = where or dataset.name
+    check = _SPACE_CHECKS.get(space.family)
+    notes = check(dataset.shape, space.spec, where, _field(space)) if check else []
+    declared = getattr(space.spec, "classes", dataset.classes)
+    if dataset.classes != declared:
+        notes.append(f"the classifier gets the data's {dataset.classes} classes, not the space's "
+                     f"classes: {declared}")
+    return notes
+
+
+def _field(space):
+    """``name`` → how an error names the space's field: the user's YAML path, or the shipped space's name."""
+    shipped = not space.path or Path(space.path).resolve().parent == SPACES_DIR
+    label = f"space '{space.name}'" if shipped else space.path
+    return lambda name: f"{label} {name}"
+
+
+def _channel_last_hint(sample: tuple, channels: int) -> str:
+    if len(sample) >= 2 and sample[-1] == channels and sample[0] != channels:
+        axes = "0, 3, 1, 2" if len(sample) == 3 else "0, 2, 1"
+        return (f"; the data look channel-last: store x.transpose({axes}) (samples {tuple(sample)} → "
+                f"{(sample[-1], *sample[:-1])})")
+    return ""
+
+
+def _not_a(kind: str, sample, family: str, field_text: str, where: str) -> WorkbenchError:
+    return WorkbenchError(f"samples of shape {sample} are not {kind}, which the space's family {family} takes "
+                          f"({field_text})", where=where)
+
+
+def _check_channels(sample, channels: int, field_text: str, where: str) -> None:
+    if sample[0] != channels:
+        raise WorkbenchError(f"samples {sample} have {sample[0]} channels but {field_text} is {channels}"
+                             f"{_channel_last_hint(sample, channels)}", where=where)
+
+
+def _image_notes(sample, sizes, field_text: str) -> list[str]:
+    """Images are resized to an architecture's input (the adaptation :func:`adapt` makes): say so."""
+    if sample[1:] in {(h, w) for h, w in sizes}:
+        return []
+    shown = "/".join(f"{h}" if h == w else f"{h}x{w}" for h, w in sizes)
+    return [f"{sample[1]}x{sample[2]} images are resized to each candidate's input resolution ({shown}, {field_text})"]
+
+
+def _check_images(sample, spec, where, field, family="mbconv") -> list[str]:
+    if len(sample) != 3:
+        raise _not_a("images (C, H, W)", sample, family, f"{field('input.channels')} = {spec.channels}", where)
+    _check_channels(sample, spec.channels, field("input.channels"), where)
+    return _image_notes(sample, [(r, r) for r in sorted(spec.resolution)], field("input.resolution"))
+
+
+def _check_series(sample, spec, where, field) -> list[str]:
+    if len(sample) != 2:
+        raise _not_a("series (C, T)", sample, "cnn1d", f"{field('input.channels')} = {spec.channels}", where)
+    _check_channels(sample, spec.channels, field("input.channels"), where)
+    if sample[1] != spec.length:
+        return [f"the architectures take the data's {sample[1]} steps, not {field('input.length')} = {spec.length}"]
+    return []
+
+
+def _check_feature_maps(sample, spec, where, field) -> list[str]:
+    """DS-CNN: (features, frames) series laid out as a one-channel map, or (C, H, W) images."""
+    channels = getattr(spec, "channels", 1)
+    if len(sample) == 3:
+        _check_channels(sample, channels, field("input.channels"), where)
+        return _image_notes(sample, [(spec.frames, spec.features)], field("input.frames x input.features"))
+    if len(sample) != 2 or channels != 1:
+        raise _not_a("feature series (features, frames)" if channels == 1 else f"{channels}-channel images",
+                     sample, "dscnn", f"{field('input.features')} = {spec.features}", where)
+    if sample[0] != spec.features:
+        raise WorkbenchError(f"samples {sample} have {sample[0]} features (axis 1 of x) but "
+                             f"{field('input.features')} is {spec.features}"
+                             f"{_channel_last_hint(sample, spec.features)}", where=where)
+    if sample[1] != spec.frames:
+        how = "zero-padded" if sample[1] < spec.frames else "cropped"
+        return [f"series of {sample[1]} frames are {how} to {field('input.frames')} = {spec.frames}"]
+    return []
+
+
+def _check_vectors(sample, spec, where, field) -> list[str]:
+    """MLP: any sample shape, flattened; its size sets the first layer's inputs."""
+    size = int(np.prod(sample))
+    if size != spec.features:
+        return [f"the first layer takes the data's {size} features (samples {sample}, flattened), not "
+                f"{field('input.features')} = {spec.features}"]
+    return []
+
+
+_SPACE_CHECKS = {"mbconv": _check_images, "cnn1d": _check_series, "dscnn": _check_feature_maps,
+                 "resnet": lambda *a: _check_images(*a, family="resnet"), "mlp": _check_vectors}

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Sequence
 
 import optuna
 
 from .arch import Architecture
-from .cost import estimate
+from .cost import estimate, violations
 from .profiles import DeviceProfile, load_profile
 
 # objective name → (prediction field or None for accuracy, direction, label)
@@ -39,14 +40,43 @@ class TrialRecord:
         return pred if pred is not None else estimate(self.arch, profile).to_dict()
 
     def feasible_on(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> bool:
+        return not self.fit_problems(profile, latency_budget_ms)
+
+    def fit_problems(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> list[str]:
+        """Why the trial does not fit ``profile`` (empty: it fits). The ONE feasibility rule: the fronts, the
+        notebook's plot colours, the inspector, the comparison's empty-front reasons and the export warning ask this."""
+        return [text for _, text in self.misfits(profile, latency_budget_ms)]
+
+    def misfits(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> list[tuple[str, str]]:
+        """``fit_problems`` with a kind each (``kernels``, ``sram``, ``flash``, ``latency``) for counting. The
+        limits are the search's own constraints (``cost.violations``: > 0 is over), read from the stored prediction."""
         pred = self.prediction(profile)
-        return (pred["supported"] and pred["peak_sram_bytes"] <= profile.sram_budget_bytes
-                and pred["flash_bytes"] <= profile.flash_budget_bytes
-                and (latency_budget_ms is None or pred["latency_ms"] <= latency_budget_ms))
+        over = violations(SimpleNamespace(**pred), profile, latency_budget_ms)
+        problems = []
+        if over["unsupported_precision"] > 0:
+            kinds = set().union(*(seg.precisions for seg in self.arch.segments)) - set(profile.precisions)
+            problems.append(("kernels", f"{profile.name} has no kernels for "
+                                        f"{', '.join(map(_kernel_words, sorted(kinds))) or 'it'}"))
+        if over["sram_kb_over"] > 0:
+            problems.append(("sram", f"peak SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB > "
+                                     f"{profile.sram_budget_bytes / 1024:.0f} KB"))
+        if over["flash_kb_over"] > 0:
+            problems.append(("flash", f"flash {pred['flash_bytes'] / 1024:.1f} KB > "
+                                      f"{profile.flash_budget_bytes / 1024:.0f} KB"))
+        if over.get("latency_ms_over", 0) > 0:
+            problems.append(("latency", f"latency {pred['latency_ms']:.3f} ms > budget {latency_budget_ms:g} ms"))
+        return problems
 
     def value(self, objective: str, profile: DeviceProfile) -> float:
         field = OBJECTIVES[objective][0]
         return self.accuracy if field is None else self.prediction(profile)[field]
+
+
+def _kernel_words(kind: str) -> str:
+    """``w4a8`` → ``4-bit weights (w4a8)``: what a person reads in a fit problem."""
+    if kind.startswith("w") and "a" in kind:
+        return f"{kind[1:kind.index('a')]}-bit weights ({kind})"
+    return kind
 
 
 def study_device(settings: dict, override=None) -> DeviceProfile:

@@ -5,7 +5,8 @@ constants (cycles per MAC of the runtime's kernels per layer type and precision,
 per-layer overhead) with their sources, and ``workbench model-lut hw_profiles/<name>`` turns them
 into ``lut.csv`` entries marked ``modeled``. Replace it with ``workbench profile`` on the real board.
 
-Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op)::
+Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op, typed by its kind's
+:meth:`~workbench.ops.OpSpec.layer_type`)::
 
     cycles = MACs * cycles_per_mac[precision][layer type]
            + activation bytes read+written / sram_bytes_per_cycle
@@ -14,15 +15,20 @@ Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op)::
            + per_layer_overhead_cycles
     ms = cycles / (clock_mhz * 1000)
 
+plus ``per_inference_cycles`` once per model (written to ``profile.yaml`` as ``per_inference_ms``).
+The cycles are linear in the constants (:func:`op_features`), which is what lets
+:mod:`workbench.calibrate` fit them to whole-model latencies someone timed on the board.
+
 An op's latency is the sum over its layers (in-order cores: compute and memory do not overlap).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import WorkbenchError
-from .ops import PRECISIONS, Layer, Op
+from .ops import PRECISIONS, Op
 from .profiles import entry_for, write_lut
 from .yamlio import Fields, load_yaml_mapping
 
@@ -37,10 +43,41 @@ class LatencyConstants:
     flash_bytes_per_cycle: float
     cycles_per_element: float
     per_layer_overhead_cycles: float
+    per_inference_cycles: float = 0.0  # Invoke() set-up paid once per model (profile.yaml per_inference_ms)
+
+    def vector(self) -> dict[str, float]:
+        """The constants as the linear coefficients :func:`op_features` multiplies (bandwidths inverted)."""
+        out = {f"cycles_per_mac.{p}.{t}": v for p, row in self.cycles_per_mac.items() for t, v in row.items()}
+        out.update({"sram_cycles_per_byte": 1.0 / self.sram_bytes_per_cycle,
+                    "flash_cycles_per_byte": 1.0 / self.flash_bytes_per_cycle,
+                    "cycles_per_element": self.cycles_per_element,
+                    "per_layer_overhead_cycles": self.per_layer_overhead_cycles,
+                    "per_inference_cycles": self.per_inference_cycles})
+        return out
+
+    @classmethod
+    def from_vector(cls, reference: str, v: dict[str, float]) -> "LatencyConstants":
+        """Inverse of :meth:`vector`; zero bandwidth terms become the YAML's largest allowed bandwidth."""
+        cpm: dict[str, dict[str, float]] = {}
+        for name, value in v.items():
+            if name.startswith("cycles_per_mac."):
+                _, prec, kind = name.split(".")
+                cpm.setdefault(prec, {})[kind] = max(value, MIN_CYCLES_PER_MAC)
+        return cls(reference, cpm, 1.0 / max(v["sram_cycles_per_byte"], 1.0 / MAX_BANDWIDTH),
+                   1.0 / max(v["flash_cycles_per_byte"], 1.0 / MAX_BANDWIDTH), v["cycles_per_element"],
+                   v["per_layer_overhead_cycles"], v["per_inference_cycles"])
+
+
+MIN_CYCLES_PER_MAC = 1e-4  # the YAML needs > 0; a fit that drives a constant to 0 lands here
+MAX_BANDWIDTH = 1e6  # bytes per cycle: the YAML's ceiling (a fit that makes memory free lands here)
 
 
 def load_constants(path: Path) -> LatencyConstants:
-    f = Fields(load_yaml_mapping(path), str(path))
+    return parse_constants(load_yaml_mapping(path), str(path))
+
+
+def parse_constants(data: dict, where: str) -> LatencyConstants:
+    f = Fields(data, where)
     reference = f.str("reference")
     cpm_fields = f.sub("cycles_per_mac")
     cpm = {}
@@ -55,48 +92,49 @@ def load_constants(path: Path) -> LatencyConstants:
         raise cpm_fields.error("needs at least one precision (fp32, int8, w4a8)")
     consts = LatencyConstants(
         reference, cpm,
-        f.number("sram_bytes_per_cycle", minimum=0, maximum=1e6, exclusive_min=True),
-        f.number("flash_bytes_per_cycle", minimum=0, maximum=1e6, exclusive_min=True),
+        f.number("sram_bytes_per_cycle", minimum=0, maximum=MAX_BANDWIDTH, exclusive_min=True),
+        f.number("flash_bytes_per_cycle", minimum=0, maximum=MAX_BANDWIDTH, exclusive_min=True),
         f.number("cycles_per_element", minimum=0, maximum=1e6),
         f.number("per_layer_overhead_cycles", minimum=0, maximum=1e9),
+        f.number("per_inference_cycles", 0.0, minimum=0, maximum=1e12),
     )
-    f.raw("notes", None)
+    for documented in ("notes", "sources", "measurements", "calibration"):  # written by workbench.calibrate
+        f.raw(documented, None)
     f.reject_unknown()
     return consts
 
 
-def _layer_type(layer: Layer, op: Op) -> str | None:
-    if layer.name == "fc":
-        return "fc"
-    if layer.name == "depthwise":
-        return "depthwise"
-    if layer.name in ("expand", "project", "pointwise") or (layer.name == "conv" and op.kernel == 1):
-        return "pointwise"
-    if layer.name == "conv":
-        return "conv"
-    return None  # pooling, gap: elementwise
+def op_features(op: Op) -> dict[str, float]:
+    """What one op pays per unit of each constant of :meth:`LatencyConstants.vector` (cycles are linear in
+    the constants: ``cycles = sum(features[k] * vector[k])``), so whole-model latencies can fit them."""
+    feats: dict[str, float] = {}
+
+    def add(name: str, amount: float) -> None:
+        feats[name] = feats.get(name, 0.0) + amount
+
+    act_bytes = op.abits // 8
+    spec = op.spec
+    for layer in op.layers:
+        kind = spec.layer_type(layer, op)
+        add("per_layer_overhead_cycles", 1.0)
+        add("sram_cycles_per_byte", (layer.in_elems + layer.out_elems) * act_bytes)
+        if kind is None:
+            add("cycles_per_element", layer.in_elems)
+            continue
+        add(f"cycles_per_mac.{op.precision}.{kind}", layer.macs)
+        add("flash_cycles_per_byte", layer.weights * op.wbits / 8)
+    add("cycles_per_element", spec.residual_elems(op))
+    return feats
 
 
 def op_cycles(op: Op, c: LatencyConstants) -> float:
-    cpm = c.cycles_per_mac[op.precision]
-    act_bytes = op.abits // 8
-    cycles = 0.0
-    for layer in op.layers:
-        kind = _layer_type(layer, op)
-        cycles += c.per_layer_overhead_cycles
-        cycles += (layer.in_elems + layer.out_elems) * act_bytes / c.sram_bytes_per_cycle
-        if kind is None:
-            cycles += layer.in_elems * c.cycles_per_element
-            continue
-        cycles += layer.macs * cpm[kind]
-        cycles += layer.weights * op.wbits / 8 / c.flash_bytes_per_cycle
-    if op.skip:
-        cycles += op.out_shape[0] * op.out_shape[1] * op.out_shape[2] * c.cycles_per_element
-    return cycles
+    vec = c.vector()
+    return sum(amount * vec[name] for name, amount in op_features(op).items())
 
 
 def build_modeled_lut(profile_dir: Path, ops: list[Op], clock_mhz: float, precisions) -> Path:
-    """Write ``lut.csv`` for every op at the device's precisions from its ``latency_model.yaml``."""
+    """Write ``lut.csv`` for every op at the device's precisions from its ``latency_model.yaml``, and the
+    per-inference constant into ``profile.yaml`` (``per_inference_ms``, which :func:`workbench.cost.estimate` adds)."""
     model_path = profile_dir / "latency_model.yaml"
     consts = load_constants(model_path)
     missing = [p for p in precisions if p not in consts.cycles_per_mac]
@@ -107,7 +145,27 @@ def build_modeled_lut(profile_dir: Path, ops: list[Op], clock_mhz: float, precis
             for op in ops if op.precision in precisions]
     out = profile_dir / "lut.csv"
     write_lut(out, rows)
+    set_per_inference_ms(profile_dir / "profile.yaml", consts.per_inference_cycles / (clock_mhz * 1000.0))
     return out
+
+
+PER_INFERENCE_LINE = re.compile(r"^per_inference_ms:.*$", re.MULTILINE)
+
+
+def set_per_inference_ms(profile_yaml: Path, ms: float,
+                         why: str = "= per_inference_cycles of latency_model.yaml / clock (model-lut writes it)") -> None:
+    """Rewrite (or add after ``latency_model:``) the ``per_inference_ms`` line of a modeled profile, leaving
+    every other line as it is (other sections of profile.yaml are edited by hand or by other tools)."""
+    text = profile_yaml.read_text(encoding="utf-8")
+    line = f"per_inference_ms: {ms:.6g}   # {why}"
+    if PER_INFERENCE_LINE.search(text):
+        new = PER_INFERENCE_LINE.sub(line, text, count=1)
+    elif ms == 0.0:
+        return
+    else:
+        new = re.sub(r"^(latency_model:.*)$", lambda m: m.group(1) + "\n" + line, text, count=1, flags=re.MULTILINE)
+    if new != text:
+        profile_yaml.write_text(new, encoding="utf-8")
 
 
 def model_profile(profile_dir: Path, spaces=None) -> tuple[Path, int]:

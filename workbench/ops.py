@@ -1,23 +1,32 @@
 """The operator vocabulary shared by the cost estimator, the LUTs, the profiler and the model builder.
 
 An :class:`Op` is one *fused* block as an inference runtime executes it (an MBConv block with
-conv+BN+activation fused, a depthwise-separable block, a conv+BN+ReLU, a pooling, a classifier):
-the granularity of the latency LUTs (Once-for-All / ProxylessNAS style keys). For memory and flash
-an op is broken into its :class:`Layer` schedule, because runtimes such as TFLite Micro allocate
-buffers layer by layer (MCUNet-style peak-memory accounting).
+conv+BN+activation fused, a depthwise-separable block, a conv+BN+ReLU, a residual block, a pooling,
+a fully connected layer): the granularity of the latency LUTs (Once-for-All / ProxylessNAS style
+keys). For memory and flash an op is broken into its :class:`Layer` schedule, because runtimes such
+as TFLite Micro allocate buffers layer by layer (MCUNet-style peak-memory accounting).
+
+Every op kind is defined once, by an :class:`OpSpec` in :data:`SPECS`: its layer schedule, the
+fields of its LUT key, how the latency model types its layers, how it is built in PyTorch, how it
+lowers to ONNX for profiling and which export formats take it. The cost model, the latency model,
+the builder, the profiler and the export checks all read that registry (``tests/test_vocabulary.py``
+checks every kind everywhere).
 
 Shapes are channel-first without the batch: ``(C, H, W)`` for 2-D ops, ``(C, T)`` for 1-D ops,
-``(C,)`` for vectors.
+``(C,)`` for vectors. Kernels and strides are ``kernel``/``stride`` (height, or the only size of a
+square window) with ``kernel_w``/``stride_w`` for the width side (0 = square). Convolutions use
+'same' padding as TensorFlow defines it (output = ceil(input / stride); an odd total pad puts the
+extra row/column at the end); poolings are 'valid' (no padding).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import ceil
-
-OP_KINDS = ("conv2d", "mbconv", "dsconv2d", "conv1d", "maxpool1d", "avgpool1d", "gap", "linear")
+from typing import Callable
 
 PRECISIONS = ("fp32", "int8", "w4a8")
+EXPORT_FORMATS = ("onnx", "onnx-int8", "tflite", "tflite-int8")
 
 
 def precision_of(wbits: int, abits: int) -> str:
@@ -28,8 +37,23 @@ def precision_of(wbits: int, abits: int) -> str:
 
 
 def out_len(size: int, kernel: int, stride: int) -> int:
-    """Output length of a 'same'-padded convolution/pooling (padding = kernel // 2)."""
-    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+    """Output length of a 'same'-padded convolution: ceil(size / stride) (= PyTorch's kernel//2 padding
+    for odd kernels; TensorFlow's 'same' for any kernel)."""
+    return -(-size // stride)
+
+
+def same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) zero padding of a 'same' convolution: kernel//2 each side for odd kernels (what
+    PyTorch and the profiler's graphs use), TensorFlow's split of the total for even kernels."""
+    if kernel % 2:
+        return kernel // 2, kernel // 2
+    total = max((out_len(size, kernel, stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def pool_len(size: int, kernel: int, stride: int) -> int:
+    """Output length of a 'valid' pooling window."""
+    return (size - kernel) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -55,32 +79,55 @@ class Op:
     kernel: int = 1
     stride: int = 1
     hidden: int = 0  # MBConv expanded channels (0 elsewhere)
-    skip: bool = False
+    skip: bool = False  # mbconv/resblock: identity residual (resblock without it: 1x1 projection shortcut)
     wbits: int = 32
     abits: int = 32
     stage: str = ""
     pool: str = field(default="", compare=False)
+    kernel_w: int = 0  # width side of a non-square window (0: square)
+    stride_w: int = 0
 
     @property
     def precision(self) -> str:
         return precision_of(self.wbits, self.abits)
 
+    @property
+    def spec(self) -> "OpSpec":
+        return spec_of(self.kind)
+
+    @property
+    def kh(self) -> int:
+        return self.kernel
+
+    @property
+    def kw(self) -> int:
+        return self.kernel_w or self.kernel
+
+    @property
+    def sh(self) -> int:
+        return self.stride
+
+    @property
+    def sw(self) -> int:
+        return self.stride_w or self.stride
+
+    @property
+    def square(self) -> bool:
+        return self.kw == self.kh and self.sw == self.sh
+
     @cached_property
     def key(self) -> str:
-        """The LUT key, e.g. ``mbconv-input:16x16x24-output:8x8x32-expand:144-kernel:5-stride:2-skip:0-prec:int8``."""
+        """The LUT key, e.g. ``mbconv-input:16x16x24-output:8x8x32-expand:144-kernel:5-stride:2-skip:0-prec:int8``;
+        a non-square window keys as ``kernel:10x4-stride:2x2``."""
         parts = [self.kind, f"input:{_shape_str(self.in_shape)}", f"output:{_shape_str(self.out_shape)}"]
-        if self.kind == "mbconv":
-            parts.append(f"expand:{self.hidden}")
-        if self.kind not in ("gap", "linear"):
-            parts += [f"kernel:{self.kernel}", f"stride:{self.stride}"]
-        if self.kind == "mbconv":
-            parts.append(f"skip:{int(self.skip)}")
+        for name in self.spec.key_fields:
+            parts.append(_KEY_FIELDS[name](self))
         parts.append(f"prec:{self.precision}")
         return "-".join(parts)
 
     @cached_property
     def layers(self) -> tuple[Layer, ...]:
-        return _LAYER_SCHEDULES[self.kind](self)
+        return self.spec.layers(self)
 
     @cached_property
     def macs(self) -> int:
@@ -127,69 +174,370 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in (*shape[1:], shape[0]))
 
 
-def _conv2d_layers(op: Op) -> tuple[Layer, ...]:
-    cin, h, w = op.in_shape
-    cout, ho, wo = op.out_shape
-    weights = cout * cin * op.kernel * op.kernel
-    return (Layer("conv", cin * h * w, cout * ho * wo, weights, cout, ho * wo * weights),)
+def _window_str(op: Op) -> str:
+    if op.square:
+        return f"kernel:{op.kernel}-stride:{op.stride}"
+    return f"kernel:{op.kh}x{op.kw}-stride:{op.sh}x{op.sw}"
 
 
-def _conv1d_layers(op: Op) -> tuple[Layer, ...]:
-    cin, t = op.in_shape
-    cout, to = op.out_shape
-    weights = cout * cin * op.kernel
-    return (Layer("conv", cin * t, cout * to, weights, cout, to * weights),)
-
-
-def _mbconv_layers(op: Op) -> tuple[Layer, ...]:
-    cin, h, w = op.in_shape
-    cout, ho, wo = op.out_shape
-    hid, k = op.hidden, op.kernel
-    held = cin * h * w if op.skip else 0
-    layers = []
-    if hid != cin:
-        layers.append(Layer("expand", cin * h * w, hid * h * w, hid * cin, hid, h * w * hid * cin))
-        dw_held = held
-    else:
-        dw_held = 0  # the depthwise layer reads the block input itself
-    layers.append(Layer("depthwise", hid * h * w, hid * ho * wo, hid * k * k, hid, ho * wo * hid * k * k, dw_held))
-    layers.append(Layer("project", hid * ho * wo, cout * ho * wo, cout * hid, cout, ho * wo * cout * hid, held))
-    return tuple(layers)
-
-
-def _dsconv2d_layers(op: Op) -> tuple[Layer, ...]:
-    cin, h, w = op.in_shape
-    cout, ho, wo = op.out_shape
-    k = op.kernel
-    return (
-        Layer("depthwise", cin * h * w, cin * ho * wo, cin * k * k, cin, ho * wo * cin * k * k),
-        Layer("pointwise", cin * ho * wo, cout * ho * wo, cout * cin, cout, ho * wo * cout * cin),
-    )
-
-
-def _pool1d_layers(op: Op) -> tuple[Layer, ...]:
-    return (Layer("pool", _prod(op.in_shape), _prod(op.out_shape)),)
-
-
-def _gap_layers(op: Op) -> tuple[Layer, ...]:
-    return (Layer("gap", _prod(op.in_shape), op.out_shape[0]),)
-
-
-def _linear_layers(op: Op) -> tuple[Layer, ...]:
-    cin, cout = op.in_shape[0], op.out_shape[0]
-    return (Layer("fc", cin, cout, cin * cout, cout, cin * cout),)
-
-
-_LAYER_SCHEDULES = {
-    "conv2d": _conv2d_layers,
-    "conv1d": _conv1d_layers,
-    "mbconv": _mbconv_layers,
-    "dsconv2d": _dsconv2d_layers,
-    "maxpool1d": _pool1d_layers,
-    "avgpool1d": _pool1d_layers,
-    "gap": _gap_layers,
-    "linear": _linear_layers,
+_KEY_FIELDS: dict[str, Callable[[Op], str]] = {
+    "expand": lambda op: f"expand:{op.hidden}",
+    "window": _window_str,
+    "skip": lambda op: f"skip:{int(op.skip)}",
 }
+
+
+# ---------------------------------------------------------------- the spec of an op kind
+
+class OpSpec:
+    """Everything the workbench knows about one op kind, in one place.
+
+    Subclasses set the class attributes and implement :meth:`layers`, :meth:`torch_body` and
+    :meth:`onnx`; :meth:`layer_type` and :meth:`residual_elems` have defaults. ``tflite_ops`` is the
+    TFLite operator sequence one op executes as (per-kind hooks of memory/flash models read it).
+    """
+
+    kind = ""
+    summary = ""  # one line for the README's vocabulary table
+    key_fields: tuple[str, ...] = ("window",)
+    formats: tuple[str, ...] = EXPORT_FORMATS  # export formats whose writers handle the kind
+    has_weights = True  # False: nothing to quantise (pooling, reshaping)
+    tflite_ops: tuple[str, ...] = ()
+
+    def layers(self, op: Op) -> tuple[Layer, ...]:
+        raise NotImplementedError
+
+    def layer_type(self, layer: Layer, op: Op) -> str | None:
+        """The latency model's compute class of a layer: conv, depthwise, pointwise, fc, or None for
+        elementwise layers (pooling, residual add, reshapes)."""
+        if layer.name == "fc":
+            return "fc"
+        if layer.name == "depthwise":
+            return "depthwise"
+        if layer.name in ("expand", "project", "pointwise", "shortcut") or (layer.name == "conv" and op.kh * op.kw == 1):
+            return "pointwise"
+        if layer.name == "conv":
+            return "conv"
+        return None
+
+    def residual_elems(self, op: Op) -> int:
+        """Elements of a residual add that no layer of the schedule lists (latency model)."""
+        return 0
+
+    def torch_body(self, op: Op):
+        """(PyTorch module computing the op, residual-add flag) for :func:`workbench.builder.build_model`."""
+        raise NotImplementedError
+
+    def onnx(self, g, x: str, op: Op) -> str:
+        """Append the op's deployed ONNX nodes to profiler graph ``g`` reading ``x``; return the output name."""
+        raise NotImplementedError
+
+
+SPECS: dict[str, OpSpec] = {}
+
+
+def register(cls):
+    """Register an :class:`OpSpec` subclass under its ``kind``."""
+    SPECS[cls.kind] = cls()
+    return cls
+
+
+def spec_of(kind: str) -> OpSpec:
+    try:
+        return SPECS[kind]
+    except KeyError:
+        from .errors import WorkbenchError
+
+        raise WorkbenchError(f"unknown op kind {kind!r} (known: {', '.join(SPECS)})") from None
+
+
+def _torch():
+    """torch.nn and the builder's module helpers, imported when a model is built (not on the cost path)."""
+    from . import builder
+
+    return builder
+
+
+def _conv_layer(name, op, cin, cout, groups=1, kh=None, kw=None, in_hw=None, out_hw=None, held=0) -> Layer:
+    h, w = in_hw or op.in_shape[1:]
+    ho, wo = out_hw or op.out_shape[1:]
+    kh = op.kh if kh is None else kh
+    kw = op.kw if kw is None else kw
+    weights = cout * (cin // groups) * kh * kw
+    return Layer(name, cin * h * w, cout * ho * wo, weights, cout, ho * wo * weights, held)
+
+
+@register
+class Conv2dSpec(OpSpec):
+    kind = "conv2d"
+    summary = "conv kh x kw (stride sh x sw, 'same') + folded BN + ReLU6"
+    tflite_ops = ("CONV_2D",)
+
+    def layers(self, op):
+        return (_conv_layer("conv", op, op.in_shape[0], op.out_shape[0]),)
+
+    def torch_body(self, op):
+        b = _torch()
+        return b.seq(b.conv_bn(op.in_shape[1:], op.in_shape[0], op.out_shape[0], (op.kh, op.kw), (op.sh, op.sw))), False
+
+    def onnx(self, g, x, op):
+        return g.conv2d(x, op.in_shape[1:], op.in_shape[0], op.out_shape[0], (op.kh, op.kw), (op.sh, op.sw), 1, "relu6")
+
+
+@register
+class Conv1dSpec(OpSpec):
+    kind = "conv1d"
+    summary = "1-D conv k (stride s, 'same') + folded BN + ReLU6"
+    tflite_ops = ("CONV_2D",)
+
+    def layers(self, op):
+        cin, t = op.in_shape
+        cout, to = op.out_shape
+        weights = cout * cin * op.kernel
+        return (Layer("conv", cin * t, cout * to, weights, cout, to * weights),)
+
+    def torch_body(self, op):
+        b = _torch()
+        return b.seq(b.conv_bn(op.in_shape[1:], op.in_shape[0], op.out_shape[0], (op.kernel,), (op.stride,))), False
+
+    def onnx(self, g, x, op):
+        return g.conv(x, op.in_shape[0], op.out_shape[0], op.kernel, op.stride, 1, 1, True)
+
+
+@register
+class MBConvSpec(OpSpec):
+    kind = "mbconv"
+    summary = "inverted residual: [1x1 expand] + dw k x k (stride) + 1x1 project (linear) [+ identity add]"
+    key_fields = ("expand", "window", "skip")
+    tflite_ops = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD")
+
+    def layers(self, op):
+        cin, h, w = op.in_shape
+        cout, ho, wo = op.out_shape
+        hid = op.hidden
+        held = cin * h * w if op.skip else 0
+        layers = []
+        if hid != cin:
+            layers.append(_conv_layer("expand", op, cin, hid, kh=1, kw=1, out_hw=(h, w)))
+            dw_held = held
+        else:
+            dw_held = 0  # the depthwise layer reads the block input itself
+        layers.append(_conv_layer("depthwise", op, hid, hid, groups=hid, held=dw_held))
+        layers.append(_conv_layer("project", op, hid, cout, kh=1, kw=1, in_hw=(ho, wo), held=held))
+        return tuple(layers)
+
+    def residual_elems(self, op):
+        return _prod(op.out_shape) if op.skip else 0
+
+    def torch_body(self, op):
+        b = _torch()
+        cin, cout, hid = op.in_shape[0], op.out_shape[0], op.hidden
+        layers = []
+        if hid != cin:
+            layers += b.conv_bn(op.in_shape[1:], cin, hid, (1, 1), (1, 1))
+        layers += b.conv_bn(op.in_shape[1:], hid, hid, (op.kh, op.kw), (op.sh, op.sw), groups=hid)
+        layers += b.conv_bn(op.out_shape[1:], hid, cout, (1, 1), (1, 1), act=None)
+        return b.seq(layers), op.skip
+
+    def onnx(self, g, x, op):
+        cin, hid = op.in_shape[0], op.hidden
+        y = g.conv(x, cin, hid, 1, 1, 1, 2, True) if hid != cin else x
+        y = g.conv2d(y, op.in_shape[1:], hid, hid, (op.kh, op.kw), (op.sh, op.sw), hid, "relu6")
+        y = g.conv(y, hid, op.out_shape[0], 1, 1, 1, 2, False)
+        return g.node("Add", [y, x]) if op.skip else y
+
+
+@register
+class DSConv2dSpec(OpSpec):
+    kind = "dsconv2d"
+    summary = "depthwise-separable: dw kh x kw (stride) + BN + ReLU6, then 1x1 + BN + ReLU6"
+    tflite_ops = ("DEPTHWISE_CONV_2D", "CONV_2D")
+
+    def layers(self, op):
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        return (_conv_layer("depthwise", op, cin, cin, groups=cin),
+                _conv_layer("pointwise", op, cin, cout, kh=1, kw=1, in_hw=op.out_shape[1:]))
+
+    def torch_body(self, op):
+        b = _torch()
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        layers = (b.conv_bn(op.in_shape[1:], cin, cin, (op.kh, op.kw), (op.sh, op.sw), groups=cin)
+                  + b.conv_bn(op.out_shape[1:], cin, cout, (1, 1), (1, 1)))
+        return b.seq(layers), False
+
+    def onnx(self, g, x, op):
+        cin = op.in_shape[0]
+        y = g.conv2d(x, op.in_shape[1:], cin, cin, (op.kh, op.kw), (op.sh, op.sw), cin, "relu6")
+        return g.conv(y, cin, op.out_shape[0], 1, 1, 1, 2, True)
+
+
+@register
+class ResBlockSpec(OpSpec):
+    kind = "resblock"
+    summary = ("residual block: conv k (stride) + BN + ReLU, conv k + BN, shortcut identity (skip:1) or "
+               "1x1 conv stride s (skip:0), add, ReLU")
+    key_fields = ("window", "skip")
+    tflite_ops = ("CONV_2D", "CONV_2D", "CONV_2D", "ADD")
+
+    def layers(self, op):
+        cin, h, w = op.in_shape
+        cout, ho, wo = op.out_shape
+        x, y = cin * h * w, cout * ho * wo
+        layers = [_conv_layer("conv", op, cin, cout),
+                  # the block input stays alive for the shortcut while the second conv runs
+                  _conv_layer("conv", op, cout, cout, in_hw=(ho, wo), held=x)]
+        if not op.skip:  # 1x1 projection of the block input while the main branch's output waits
+            layers.append(Layer("shortcut", x, y, cout * cin, cout, ho * wo * cout * cin, y))
+        layers.append(Layer("add", 2 * y, y))
+        return tuple(layers)
+
+    def torch_body(self, op):
+        return _torch().ResidualBlock(op), False
+
+    def onnx(self, g, x, op):
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        hw, ohw = op.in_shape[1:], op.out_shape[1:]
+        y = g.conv2d(x, hw, cin, cout, (op.kh, op.kw), (op.sh, op.sw), 1, "relu")
+        y = g.conv2d(y, ohw, cout, cout, (op.kh, op.kw), (1, 1), 1, None)
+        s = x if op.skip else g.conv2d(x, hw, cin, cout, (1, 1), (op.sh, op.sw), 1, None)
+        return g.node("Relu", [g.node("Add", [y, s])])
+
+
+class _PoolSpec(OpSpec):
+    """Max/average pooling over a 'valid' window (no weights; elementwise in the latency model)."""
+
+    has_weights = False
+    op_type = ""
+
+    def layers(self, op):
+        return (Layer("pool", _prod(op.in_shape), _prod(op.out_shape)),)
+
+    def onnx(self, g, x, op):
+        dims = len(op.in_shape) - 1
+        kernel, stride = ([op.kh, op.kw], [op.sh, op.sw]) if dims == 2 else ([op.kernel], [op.stride])
+        return g.node(self.op_type, [x], kernel_shape=kernel, strides=stride)
+
+    def torch_body(self, op):
+        from torch import nn
+
+        dims = len(op.in_shape) - 1
+        cls = {"MaxPool": (nn.MaxPool1d, nn.MaxPool2d), "AveragePool": (nn.AvgPool1d, nn.AvgPool2d)}[self.op_type]
+        if dims == 2:
+            return cls[1]((op.kh, op.kw), (op.sh, op.sw)), False
+        return cls[0](op.kernel, op.stride), False
+
+
+@register
+class MaxPool1dSpec(_PoolSpec):
+    kind = "maxpool1d"
+    summary = "1-D max pooling, window k stride s"
+    op_type = "MaxPool"
+    tflite_ops = ("MAX_POOL_2D",)
+
+
+@register
+class AvgPool1dSpec(_PoolSpec):
+    kind = "avgpool1d"
+    summary = "1-D average pooling, window k stride s"
+    op_type = "AveragePool"
+    tflite_ops = ("AVERAGE_POOL_2D",)
+
+
+@register
+class MaxPool2dSpec(_PoolSpec):
+    kind = "maxpool2d"
+    summary = "2-D max pooling, window kh x kw stride sh x sw"
+    op_type = "MaxPool"
+    tflite_ops = ("MAX_POOL_2D",)
+
+
+@register
+class AvgPool2dSpec(_PoolSpec):
+    kind = "avgpool2d"
+    summary = "2-D average pooling, window kh x kw stride sh x sw (e.g. DS-CNN's (24, 5))"
+    op_type = "AveragePool"
+    tflite_ops = ("AVERAGE_POOL_2D",)
+
+
+@register
+class GapSpec(OpSpec):
+    kind = "gap"
+    summary = "global average pooling to a C vector (1-D or 2-D input)"
+    key_fields = ()
+    has_weights = False
+    tflite_ops = ("MEAN",)
+
+    def layers(self, op):
+        return (Layer("gap", _prod(op.in_shape), op.out_shape[0]),)
+
+    def torch_body(self, op):
+        from torch import nn
+
+        pool = nn.AdaptiveAvgPool2d(1) if len(op.in_shape) == 3 else nn.AdaptiveAvgPool1d(1)
+        return nn.Sequential(pool, nn.Flatten(1)), False
+
+    def onnx(self, g, x, op):
+        return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
+
+
+@register
+class FlattenSpec(OpSpec):
+    kind = "flatten"
+    summary = "reshape (C, H, W) or (C, T) to a vector (a copy in TFLite Micro's RESHAPE)"
+    key_fields = ()
+    has_weights = False
+    tflite_ops = ("RESHAPE",)
+
+    def layers(self, op):
+        return (Layer("reshape", _prod(op.in_shape), _prod(op.out_shape)),)
+
+    def torch_body(self, op):
+        from torch import nn
+
+        return nn.Flatten(1), False
+
+    def onnx(self, g, x, op):
+        return g.node("Flatten", [x], axis=1)
+
+
+@register
+class LinearSpec(OpSpec):
+    kind = "linear"
+    summary = "fully connected layer with bias, no activation (classifiers, bottlenecks' outputs)"
+    key_fields = ()
+    tflite_ops = ("FULLY_CONNECTED",)
+    relu = False
+
+    def layers(self, op):
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        return (Layer("fc", cin, cout, cin * cout, cout, cin * cout),)
+
+    def torch_body(self, op):
+        from torch import nn
+
+        fc = nn.Linear(op.in_shape[0], op.out_shape[0])
+        return (nn.Sequential(fc, nn.BatchNorm1d(op.out_shape[0]), nn.ReLU(inplace=True)) if self.relu else fc), False
+
+    def onnx(self, g, x, op):
+        cin, cout = op.in_shape[0], op.out_shape[0]
+        w = g.rng.standard_normal((cout, cin)) * (1.0 / cin) ** 0.5
+        y = g.node("Gemm", [x, g.const("w", w), g.const("b", [0.0] * cout)], transB=1)
+        return g.node("Relu", [y]) if self.relu else y
+
+
+@register
+class LinearReluSpec(LinearSpec):
+    kind = "linear_relu"
+    summary = "fully connected + folded BN + ReLU (MLP hidden layers)"
+    relu = True
+
+
+OP_KINDS = tuple(SPECS)
+
+
+def kinds_for_format(fmt: str) -> frozenset[str]:
+    """Op kinds an export format's writer handles (what :mod:`workbench.exporters` declares)."""
+    return frozenset(kind for kind, spec in SPECS.items() if fmt in spec.formats)
 
 
 class Segment:

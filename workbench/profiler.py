@@ -21,7 +21,6 @@ import datetime
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from .arch import Architecture
-from .ops import Op
+from .errors import WorkbenchError
+from .ops import Op, same_pads
 from .profiles import LutEntry, entry_for, load_lut, write_lut
+from .safeio import check_output_folder
 
 OPSET = 21
 SEED = 0
@@ -83,6 +84,20 @@ class _Graph:
                       strides=[stride] * dims, pads=[pad] * (2 * dims), group=groups)
         return self.relu6(y) if act else y
 
+    def conv2d(self, x: str, in_hw, cin: int, cout: int, kernel: tuple, stride: tuple, groups: int,
+               act: str | None) -> str:
+        """2-D conv with folded-BN bias, any kernel/stride pair, 'same' padding as
+        :func:`workbench.ops.same_pads` (asymmetric for even kernels), then ``act`` (relu6, relu, None)."""
+        fan_in = cin // groups * kernel[0] * kernel[1]
+        w = self.rng.standard_normal((cout, cin // groups, *kernel)) * np.sqrt(2.0 / fan_in)
+        b = self.rng.standard_normal(cout) * 0.1
+        (top, bottom), (left, right) = (same_pads(n, k, s) for n, k, s in zip(in_hw, kernel, stride))
+        y = self.node("Conv", [x, self.const("w", w), self.const("b", b)], kernel_shape=list(kernel),
+                      strides=list(stride), pads=[top, left, bottom, right], group=groups)
+        if act == "relu6":
+            return self.relu6(y)
+        return self.node("Relu", [y]) if act == "relu" else y
+
     def relu6(self, x: str) -> str:
         if not hasattr(self, "_clip"):
             self._clip = (self.const("zero", np.array(0.0)), self.const("six", np.array(6.0)))
@@ -90,32 +105,9 @@ class _Graph:
 
 
 def _append_op(g: _Graph, x: str, op: Op) -> str:
-    """Append the deployed nodes of one fused op reading tensor ``x``; return its output tensor name."""
-    k, s = op.kernel, op.stride
-    if op.kind == "conv2d":
-        return g.conv(x, op.in_shape[0], op.out_shape[0], k, s, 1, 2, True)
-    if op.kind == "conv1d":
-        return g.conv(x, op.in_shape[0], op.out_shape[0], k, s, 1, 1, True)
-    if op.kind == "dsconv2d":
-        cin = op.in_shape[0]
-        y = g.conv(x, cin, cin, k, s, cin, 2, True)
-        return g.conv(y, cin, op.out_shape[0], 1, 1, 1, 2, True)
-    if op.kind == "mbconv":
-        cin, hid = op.in_shape[0], op.hidden
-        y = g.conv(x, cin, hid, 1, 1, 1, 2, True) if hid != cin else x
-        y = g.conv(y, hid, hid, k, s, hid, 2, True)
-        y = g.conv(y, hid, op.out_shape[0], 1, 1, 1, 2, False)
-        return g.node("Add", [y, x]) if op.skip else y
-    if op.kind in ("maxpool1d", "avgpool1d"):
-        pool = "MaxPool" if op.kind == "maxpool1d" else "AveragePool"
-        return g.node(pool, [x], kernel_shape=[k], strides=[s])
-    if op.kind == "gap":
-        return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
-    if op.kind == "linear":
-        cin, cout = op.in_shape[0], op.out_shape[0]
-        w = g.rng.standard_normal((cout, cin)) * np.sqrt(1.0 / cin)
-        return g.node("Gemm", [x, g.const("w", w), g.const("b", np.zeros(cout))], transB=1)
-    raise ValueError(f"no ONNX lowering for op kind {op.kind!r}")
+    """Append the deployed nodes of one fused op reading tensor ``x``; return its output tensor name.
+    The nodes come from the op kind's spec (:meth:`workbench.ops.OpSpec.onnx`)."""
+    return op.spec.onnx(g, x, op)
 
 
 def _model(g: _Graph, x: str, y: str, in_shape: Sequence[int], out_shape: Sequence[int], name: str) -> onnx.ModelProto:
@@ -346,21 +338,10 @@ def calibrate(spaces, precisions, warmup: int, repeats: int, n: int = 10, seed: 
 # ---------------------------------------------------------------- the profile
 
 def cpu_facts() -> tuple[str, float, int]:
-    """(CPU model name, clock MHz, MemTotal kB) from /proc; sensible fallbacks elsewhere."""
-    model, mhz, mem_kb = platform.processor() or platform.machine(), 1000.0, 1024 * 1024
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, val = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = val.strip()
-            elif key.strip() == "cpu MHz" and mhz == 1000.0:
-                mhz = float(val)
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return model, mhz, mem_kb
+    """(CPU model name, clock MHz, MemTotal kB): see :func:`workbench.machine.cpu_facts`."""
+    from .machine import cpu_facts as facts
+
+    return facts()
 
 
 def reference_string(warmup: int, repeats: int, per_op_ms: float) -> str:
@@ -406,6 +387,48 @@ def profile_device(out_dir: Path, *, spaces=None, precisions: Iterable[str] = HO
     return out_dir
 
 
+PROFILE_FILES = ("lut.csv", "calibration.json", "profile.yaml")  # what profile_device writes
+
+
+def check_out_dir(out_dir: Path, force: bool = False) -> None:
+    """Refuse an ``--out`` folder that holds anything but a (partial) measured profile of this host.
+
+    :func:`profile_device` resumes from an existing ``lut.csv``; resuming is only right when every
+    row in it was measured here (same CPU model). A shipped or modeled profile, another machine's
+    measurements or foreign files are refused before anything is written; ``force`` deletes the
+    profile files (:data:`PROFILE_FILES`) so the folder is profiled afresh (other files are kept).
+    """
+    out_dir = check_output_folder(out_dir)  # a file, a path under a file, an uncreatable folder: one line
+    if not out_dir.exists():
+        return
+    reason = _not_resumable(out_dir)
+    if reason is None:
+        return
+    if not force:
+        raise WorkbenchError(f"{reason}; it is not a partial measured profile of this host, so profiling would "
+                             f"overwrite it: choose a new folder, or add --force to replace its "
+                             f"{', '.join(PROFILE_FILES)}", where=str(out_dir))
+    for name in PROFILE_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _not_resumable(out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot be resumed by :func:`profile_device`, or None when it can."""
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in PROFILE_FILES)
+    if foreign:
+        return f"holds files the profiler does not write ({', '.join(foreign[:4])})"
+    lut = out_dir / "lut.csv"
+    if not lut.is_file():
+        return None
+    rows = load_lut(lut).entries.values()
+    model = cpu_facts()[0]
+    other = next((r for r in rows if r.source != "measured" or not r.reference.startswith(f"{model} @")), None)
+    if other is not None:
+        what = other.source if other.source != "measured" else f"measured on {other.reference.split(' @')[0]}"
+        return f"lut.csv has rows {what} (this host: {model})"
+    return None
+
+
 def _calibration(out_dir: Path, spaces, precisions, warmup, repeats, n, raw) -> Calibration:
     """Reuse the calibration of a resumed profile (its rows were corrected with it); else calibrate now."""
     path = out_dir / "calibration.json"
@@ -432,6 +455,27 @@ def _progress(items: list, show: bool, done: int):
     return tqdm(items, desc=f"profiling ({done} already in LUT)", unit="op", dynamic_ncols=True)
 
 
+HOST_MEMORY_SECTION = """# Peak SRAM / flash: what the int8 export needs in TensorFlow Lite Micro's 64-bit host build (reference
+# kernels; the configuration every tflite-int8 export is checked against). onnxruntime allocates
+# differently; next to this device's budget the difference does not decide what fits.
+memory:
+  kernels: reference
+  pointer_bytes: 8
+  source: "no runtime code counted: the runtime is an installed library, not part of the model's storage"
+"""
+
+
+def measured_on_yaml() -> str:
+    """The ``measured_on`` block of a host profile: the machine its LUT belongs to (workbench.machine
+    compares it with the machine the profile is used on, and says so when they differ)."""
+    from .machine import this_machine
+
+    facts = this_machine()
+    return (f"# The machine every LUT entry was measured on; used elsewhere, the workbench says so once.\n"
+            f"measured_on: {{cpu: {json.dumps(facts['cpu'])}, cores: {facts['cores']}, "
+            f"runtime: {json.dumps(facts['runtime'])}}}")
+
+
 def _write_profile_yaml(out_dir: Path, precisions: Sequence[str], cal: Calibration) -> None:
     model, mhz, mem_kb = cpu_facts()
     text = f"""# Written by workbench.profiler.profile_device on {datetime.date.today().isoformat()}.
@@ -446,12 +490,12 @@ sram_kb: {mem_kb}
 flash_kb: {mem_kb}
 reserved_sram_kb: 0
 reserved_flash_kb: 0
-per_layer_flash_bytes: 0   # ONNX node metadata is negligible next to the weights
 precisions: [{", ".join(precisions)}]
 lut: lut.csv
 # LUT entries are one-op graph times minus {cal.per_op_ms:.5f} ms (what a chained op does not pay);
 # a whole model also pays session.run's overhead once (measured, see calibration.json):
 per_inference_ms: {cal.per_inference_ms:.6f}
-"""
+{measured_on_yaml()}
+{HOST_MEMORY_SECTION}"""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile.yaml").write_text(text, encoding="utf-8")

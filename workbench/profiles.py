@@ -1,7 +1,9 @@
 """Device profiles and their latency lookup tables (LUTs), stored as data in ``hw_profiles/<name>/``.
 
-``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what the
-runtime reserves, supported precisions, per-layer flash overhead); ``lut.csv`` holds one row per
+``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what lies
+outside the runtime's arena and code, supported precisions) and a ``memory:`` section describing the
+runtime build for the TFLite Micro memory model (:func:`workbench.memory.parse_runtime`; without it,
+the per-layer rule with ``per_layer_flash_bytes``); ``lut.csv`` holds one row per
 fused-op configuration: its key (see :attr:`workbench.ops.Op.key`), features used for
 interpolation (MACs, bytes moved), latency mean/std/count in milliseconds, and where the number
 came from (``measured``, ``modeled`` or ``imported``) with a reference.
@@ -13,6 +15,7 @@ precision; the estimate counts how many ops were interpolated.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WorkbenchError
+from .memory import parse_runtime
 from .ops import OP_KINDS, PRECISIONS, Op
+from .safeio import bounded_lines, check_file_size
 from .yamlio import Fields, check_number, load_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +33,10 @@ PROFILES_DIR = ROOT / "hw_profiles"
 
 DEVICE_CLASSES = ("mcu", "cpu", "accelerator")
 SOURCES = ("measured", "modeled", "imported")
+MAX_LUT_BYTES = 32 << 20  # the shipped LUTs are 0.4-0.7 MB
+MAX_LUT_ROWS = 100_000  # the shipped spaces produce < 3,000 distinct ops per device
+MAX_LUT_LINE = 2048  # characters per line (shipped: < 400)
+OUTSIDE_FILES_ENV = "WORKBENCH_PROFILE_FILES_ANYWHERE"  # "1": a profile may name files outside its folder
 LUT_COLUMNS = ("key", "kind", "prec", "macs", "bytes", "mean_ms", "std_ms", "count", "source", "reference")
 
 
@@ -109,6 +118,8 @@ class DeviceProfile:
     precisions: tuple[str, ...]
     lut: LatencyLUT
     per_inference_ms: float = 0.0  # fixed cost of one inference call (runtime dispatch), paid once per model
+    memory: object = None  # workbench.memory.Runtime (the TFLM arena/flash model); None: the per-layer rule
+    measured_on: dict | None = None  # host profiles: {cpu, cores, runtime} the LUT was measured on (workbench.machine)
 
     @property
     def sram_budget_bytes(self) -> int:
@@ -122,7 +133,7 @@ class DeviceProfile:
 
     def one_line(self) -> str:
         sources = sorted({e.source for e in self.lut.entries.values()})
-        return (f"{self.name:<12} {self.device_class:<4} {self.runtime:<28} {self.clock_mhz:>6g} MHz  "
+        return (f"{self.name:<18} {self.device_class:<4} {self.runtime:<28} {self.clock_mhz:>6g} MHz  "
                 f"SRAM {_size(self.sram_bytes):>7}  flash {_size(self.flash_bytes):>7}  "
                 f"{'/'.join(self.precisions):<15} LUT {len(self.lut.entries)} ops ({'/'.join(sources)})")
 
@@ -139,10 +150,14 @@ def list_profiles() -> list[Path]:
 
 
 _CACHE: dict[str, DeviceProfile] = {}
+_NOTIFIED: set[str] = set()  # profiles whose machine check has run in this process
 
 
-def load_profile(name_or_path: str | Path) -> DeviceProfile:
-    """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path."""
+def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProfile:
+    """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path.
+
+    ``notify``: a measured profile chosen on a machine other than its own says so, once per process
+    (:mod:`workbench.machine`); listings of every profile load them quietly."""
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "profile.yaml"
@@ -154,11 +169,16 @@ def load_profile(name_or_path: str | Path) -> DeviceProfile:
     key = str(path.resolve())
     if key not in _CACHE:
         _CACHE[key] = parse_profile(load_yaml_mapping(path), path)
+    if notify and key not in _NOTIFIED:
+        from .machine import warn_if_other_machine
+
+        _NOTIFIED.add(key)
+        warn_if_other_machine(_CACHE[key])
     return _CACHE[key]
 
 
 def all_profiles() -> list[DeviceProfile]:
-    return [load_profile(p) for p in list_profiles()]
+    return [load_profile(p, notify=False) for p in list_profiles()]
 
 
 def profiles_with(*extra) -> dict[str, DeviceProfile]:
@@ -189,29 +209,68 @@ def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DevicePro
         raise f.error("must be smaller than flash_kb", "reserved_flash_kb")
     per_layer = int(f.number("per_layer_flash_bytes", 0, maximum=1e6, integer=True))
     per_inference = f.number("per_inference_ms", 0.0, maximum=1e6)
+    memory = parse_runtime(f.sub("memory"), runtime) if f.has("memory") else None
     precisions = f.str_choices("precisions", PRECISIONS)
     lut_name = f.str("lut", "lut.csv")
-    f.raw("latency_model", None)  # documented constants of a modeled LUT, read by workbench.latency_model
+    lut_path = profile_file(path, lut_name, "lut")
+    if f.has("latency_model"):  # documented constants of a modeled LUT, read by workbench.latency_model
+        profile_file(path, f.str("latency_model"), "latency_model")
+    measured_on = _measured_on(f.sub("measured_on")) if f.has("measured_on") else None
     f.reject_unknown()
     if not with_lut:
         return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                             res_flash, per_layer, precisions, LatencyLUT(str(path.parent / lut_name), {}),
-                             per_inference)
-    lut = load_lut(path.parent / lut_name)
+                             res_flash, per_layer, precisions, LatencyLUT(str(lut_path), {}),
+                             per_inference, memory, measured_on)
+    lut = load_lut(lut_path)
     missing = set(precisions) - lut.precisions()
     if missing:
         raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))
     return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                         res_flash, per_layer, precisions, lut, per_inference)
+                         res_flash, per_layer, precisions, lut, per_inference, memory, measured_on)
+
+
+def _measured_on(f: Fields) -> dict:
+    """``measured_on: {cpu, cores, runtime}`` of a measured host profile (see :mod:`workbench.machine`)."""
+    facts = {"cpu": f.str("cpu"), "cores": int(f.number("cores", minimum=1, maximum=1e6, integer=True)),
+             "runtime": f.str("runtime")}
+    f.reject_unknown()
+    return facts
+
+
+def profile_file(profile_yaml: Path, name: str, field: str) -> Path:
+    """A file that ``profile.yaml`` names (``lut:``, ``latency_model:``), kept inside the profile's folder.
+
+    A profile is data someone may have sent you: it must not make the workbench open (and judge,
+    and quote) ``/etc/passwd`` or ``../../secrets``. Absolute paths, ``..`` and symbolic links that
+    lead out of the folder are refused unless the environment variable
+    ``WORKBENCH_PROFILE_FILES_ANYWHERE=1`` says otherwise.
+    """
+    folder = profile_yaml.parent
+    candidate = folder / name
+    if os.environ.get(OUTSIDE_FILES_ENV) == "1":
+        return candidate
+    try:
+        inside = candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unrepresentable name
+        inside = False
+    if not inside:
+        raise WorkbenchError(f"{field}: {name[:120]!r} leads outside the profile folder {folder} (refused; set "
+                             f"{OUTSIDE_FILES_ENV}=1 to allow files elsewhere)", where=str(profile_yaml))
+    return candidate
 
 
 def load_lut(path: Path) -> LatencyLUT:
+    """Read and validate ``lut.csv``, streamed: the file size, the line length and the row count are
+    capped (:data:`MAX_LUT_BYTES`, :data:`MAX_LUT_LINE`, :data:`MAX_LUT_ROWS`), so a hostile LUT fails
+    at the limit instead of filling memory."""
     if not path.is_file():
         raise WorkbenchError("LUT file not found", where=str(path))
+    check_file_size(path, MAX_LUT_BYTES, "a LUT")
     entries: dict[str, LutEntry] = {}
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
+            lines = bounded_lines(fh, str(path), max_line=MAX_LUT_LINE, max_lines=MAX_LUT_ROWS + 1)
+            reader = csv.DictReader(lines)
             if reader.fieldnames is None or tuple(reader.fieldnames) != LUT_COLUMNS:
                 raise WorkbenchError(f"header must be {','.join(LUT_COLUMNS)}, got {reader.fieldnames}", where=str(path))
             for line, row in enumerate(reader, start=2):

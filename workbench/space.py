@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence
 from .arch import Architecture
 from .errors import WorkbenchError
 from .families import FAMILIES, get_family
-from .yamlio import Fields, load_yaml_mapping
+from .yamlio import Fields, parse_yaml_mapping, read_yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES_DIR = ROOT / "search_spaces"
@@ -123,21 +123,13 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         if not path.is_file():
             known = ", ".join(p.stem for p in list_spaces())
             raise WorkbenchError(f"unknown search space {str(name_or_path)!r} (shipped: {known}; or give a .yaml path)")
-    space = parse_space(load_yaml_mapping(path), str(path))
-    return replace(space, text=path.read_text(encoding="utf-8"))
+    text = read_yaml_text(path)
+    return replace(parse_space(parse_yaml_mapping(text, str(path)), str(path)), text=text)
 
 
 def space_from_text(text: str, where: str) -> SearchSpace:
-    """A space from YAML text (as stored with a study)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise WorkbenchError(f"malformed YAML: {exc}", where=where)
-    if not isinstance(data, dict):
-        raise WorkbenchError("expected a mapping", where=where)
-    return replace(parse_space(data, where), text=text)
+    """A space from YAML text (as stored with a study), read with the same bounds as a file."""
+    return replace(parse_space(parse_yaml_mapping(text, where), where), text=text)
 
 
 def parse_space(data: dict, file: str) -> SearchSpace:

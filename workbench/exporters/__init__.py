@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import WorkbenchError
-from ..ops import OP_KINDS
+from ..ops import kinds_for_format
 
 
 _NOISY_LOGGERS = ("", "torch", "torchao", "torch.onnx", "torch.export", "absl")
@@ -117,6 +117,9 @@ class Format:
     op_kinds: frozenset[str]  # op kinds the format's writer handles
     weight_bits: frozenset[int] = frozenset({8})  # integer weight widths stored as such (quantised formats)
     weight_fallback: tuple[tuple[int, int], ...] = ()  # (policy bits, stored bits) documented substitutions
+    requires: tuple[str, ...] = ()  # importable modules the writer/runner need (the `export` extras)
+    tflm: bool = False  # full-INT8 TFLite: also run in TFLite Micro and checked against workbench.memory
+    finish: Callable[..., dict] = lambda path, arch, entry: {}  # extra outputs after verification → entry fields
 
 
 def _onnx(name):
@@ -131,24 +134,39 @@ def _tflite(name):
     return getattr(tflite_format, name)
 
 
-ALL_KINDS = frozenset(OP_KINDS)
+ONNX_REQUIRES = ("onnxscript",)  # torch.onnx's dynamo exporter; onnx and onnxruntime are core dependencies
+TFLITE_REQUIRES = ("litert_torch", "ai_edge_litert")
 
 FORMATS: dict[str, Format] = {
     "onnx": Format("onnx", ".onnx", False, "onnx", "ONNX fp32 (torch.onnx dynamo exporter, one file)",
                    lambda *a, **k: _onnx("write_fp32")(*a, **k), lambda p: _onnx("OnnxRunner")(p),
-                   ALL_KINDS),
+                   kinds_for_format("onnx"), requires=ONNX_REQUIRES),
     "onnx-int8": Format("onnx-int8", ".int8.onnx", True, "onnx",
                         "ONNX QDQ: per-channel int8 (int4 for 4-bit stages) weights, uint8 activations",
                         lambda *a, **k: _onnx("write_int8")(*a, **k), lambda p: _onnx("OnnxRunner")(p),
-                        ALL_KINDS, frozenset({4, 8})),
+                        kinds_for_format("onnx-int8"), frozenset({4, 8}), requires=ONNX_REQUIRES),
     "tflite": Format("tflite", ".tflite", False, "tflite", "TFLite fp32 (litert-torch), channel-last I/O",
                      lambda *a, **k: _tflite("write_fp32")(*a, **k), lambda p: _tflite("TfliteRunner")(p),
-                     ALL_KINDS),
+                     kinds_for_format("tflite"), requires=TFLITE_REQUIRES),
     "tflite-int8": Format("tflite-int8", ".int8.tflite", True, "tflite",
                           "TFLite full-INT8 (PT2E, per-channel int8 weights, int8 input and output)",
                           lambda *a, **k: _tflite("write_int8")(*a, **k), lambda p: _tflite("TfliteRunner")(p),
-                          ALL_KINDS, frozenset({8}), ((4, 8),)),
+                          kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
+                          requires=TFLITE_REQUIRES + ("torchao",), tflm=True),
+    "tflm": Format("tflm", ".tflm.tflite", True, "tflite",
+                   "TFLite Micro bundle: the full-INT8 .tflite as an aligned C array, measured arena size, "
+                   "op resolver, inference example (folder <name>_tflm/)",
+                   lambda *a, **k: _tflite("write_int8")(*a, **k), lambda p: _tflite("TfliteRunner")(p),
+                   kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
+                   requires=TFLITE_REQUIRES + ("torchao", "tflite_micro"), tflm=True,
+                   finish=lambda *a: _bundle()(*a)),
 }
+
+
+def _bundle():
+    from .tflm_bundle import write_bundle
+
+    return write_bundle
 
 
 def get_format(name: str) -> Format:

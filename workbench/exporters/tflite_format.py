@@ -34,11 +34,14 @@ def _channel_last(x: np.ndarray) -> np.ndarray:
 def _wrapped(model: torch.nn.Module):
     import litert_torch
 
+    arch = getattr(model, "arch", None)
+    if arch is not None and len(arch.input_shape) < 2:
+        return model.eval()  # a vector input (MLP) has no channel axis to move
     return litert_torch.to_channel_last_io(model, args=[0]).eval()
 
 
 def _layout(arch) -> str:
-    return "NHWC" if len(arch.input_shape) == 3 else "NWC"
+    return {3: "NHWC", 2: "NWC"}.get(len(arch.input_shape), "NC")
 
 
 def write_fp32(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
@@ -168,6 +171,10 @@ class TfliteRunner(Runner):
             self.run_once(self.prepare(x[i:i + 1]))
             rows.append(self._output())
         return np.concatenate(rows)
+
+    def raw_output(self) -> np.ndarray:
+        """The output tensor of the last run as the file stores it (int8 for full-INT8 files)."""
+        return self.it.get_tensor(self._out["index"]).copy()
 
     def _output(self) -> np.ndarray:
         y = self.it.get_tensor(self._out["index"])

@@ -51,4 +51,4 @@ def get_family(name: str) -> Family:
         raise WorkbenchError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})") from None
 
 
-from . import cnn1d, dscnn, mbconv  # noqa: E402,F401  (registration)
+from . import cnn1d, dscnn, mbconv, mlp, resnet  # noqa: E402,F401  (registration)

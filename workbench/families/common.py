@@ -6,10 +6,21 @@ from functools import lru_cache
 from ..ops import Op, Segment, out_len
 
 
-def conv2d(shape, cout, kernel, stride, wbits, abits, stage) -> Op:
-    c, h, w = shape
-    return Op("conv2d", shape, (cout, out_len(h, kernel, stride), out_len(w, kernel, stride)),
-              kernel, stride, wbits=wbits, abits=abits, stage=stage)
+def conv2d(shape, cout, kernel, stride, wbits, abits, stage, kernel_w=0, stride_w=0, kind="conv2d") -> Op:
+    """A 'same'-padded 2-D conv op (``kind`` conv2d or dsconv2d); width-side kernel/stride 0 = square."""
+    return Op(kind, shape, window_out(shape, cout, kernel, stride, kernel_w, stride_w), kernel, stride, wbits=wbits,
+              abits=abits, stage=stage, **window_w(kernel, stride, kernel_w, stride_w))
+
+
+def window_out(shape, cout, kernel, stride, kernel_w=0, stride_w=0) -> tuple[int, int, int]:
+    """Output shape of a 'same' 2-D window op on ``shape`` (C, H, W)."""
+    return (cout, out_len(shape[1], kernel, stride), out_len(shape[2], kernel_w or kernel, stride_w or stride))
+
+
+def window_w(kernel, stride, kernel_w, stride_w) -> dict:
+    """The Op's width-side fields, normalised so a square window is spelled one way (kernel_w = stride_w = 0)."""
+    kw, sw = kernel_w or kernel, stride_w or stride
+    return {} if (kw, sw) == (kernel, stride) else {"kernel_w": kw, "stride_w": sw}
 
 
 def classifier(shape, classes, wbits, abits) -> tuple[Op, Op]:
@@ -36,9 +47,9 @@ def require_odd(fields, key, kernels) -> None:
 
 
 @lru_cache(maxsize=None)
-def conv_segment(shape, cout, kernel, stride, wbits, abits, stage) -> Segment:
+def conv_segment(shape, cout, kernel, stride, wbits, abits, stage, kernel_w=0, stride_w=0) -> Segment:
     """A single conv2d+BN+ReLU6 (stems)."""
-    return Segment((conv2d(shape, cout, kernel, stride, wbits, abits, stage),))
+    return Segment((conv2d(shape, cout, kernel, stride, wbits, abits, stage, kernel_w, stride_w),))
 
 
 @lru_cache(maxsize=None)

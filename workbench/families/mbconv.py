@@ -68,6 +68,8 @@ class MBConvFamily(Family):
         raw_stages = f.raw("stages")
         if not isinstance(raw_stages, list) or not raw_stages:
             raise f.error("expected a non-empty list of stages", "stages")
+        if len(raw_stages) > len(_STAGE_KEYS):  # more would be dropped silently when lowering
+            raise f.error(f"{len(raw_stages)} stages; the mbconv family lowers at most {len(_STAGE_KEYS)}", "stages")
         stages = tuple(self._parse_stage(Fields(s, f.file, f"stages[{i}]")) for i, s in enumerate(raw_stages))
         head = f.sub("head")
         head_width = head.int_choices("width", maximum=4096)

@@ -1,4 +1,4 @@
-"""JupyterLab widgets (ipywidgets 8 + plotly FigureWidget) for running and reading searches.
+"""JupyterLab widgets (ipywidgets 8, anywidget + plotly.js) for running and reading searches.
 
     from workbench.widgets import LiveSearch, ParetoExplorer, FrontComparison
     live = LiveSearch(Search("vision", "stm32f746", "digits"), trials=14).start()   # cell returns at once
@@ -6,18 +6,24 @@
     FrontComparison([(result, "stm32f746"), (result, "stm32l4r5")])   # fronts + hypervolumes
 
 Every widget reads what the search stored (``workbench.front`` records with per-device predictions)
-and survives a page reload: figures are redrawn from full data and their synced state kept current.
+and survives a page reload: each figure is one synced state (``PlotView``), so a reloaded page draws what
+Python holds; ``LiveSearch.attach(study, storage)`` finds a running search again. Importing this package
+in IPython shows a ``WorkbenchError`` as one line instead of a traceback.
 Needs the ``notebook`` extra (``pip install -e ".[notebook]"``).
 """
-from .common import StudyView, study_view
+from .common import StudyView, show_errors_as_one_line, study_view
 from .comparison import FrontComparison
 from .explorer import ParetoExplorer
 from .export_panel import ExportPanel
 from .inspector import TrialInspector
 from .live import LiveSearch
+from .plot import PlotView
+from .model_score import ModelScorePanel, score_file
 
-__all__ = ["ExportPanel", "FrontComparison", "LiveSearch", "ParetoExplorer", "StudyView", "TrialInspector",
-           "explore", "study_view"]
+__all__ = ["ExportPanel", "FrontComparison", "LiveSearch", "ModelScorePanel", "ParetoExplorer", "PlotView", "StudyView",
+           "TrialInspector", "explore", "score_file", "study_view"]
+
+show_errors_as_one_line()
 
 
 def explore(source, device: str | None = None, **kwargs) -> ParetoExplorer:

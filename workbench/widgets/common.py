@@ -1,5 +1,5 @@
-"""What every widget shares: a study read back from storage, the metrics an axis can show, and a
-reload-safe way to push a plotly figure to the browser.
+"""What every widget shares: a study read back from storage, the metrics an axis can show, hover texts
+and errors shown as one line.
 
 The widgets only *read* what the search stored (``workbench.front`` records, their per-device
 predictions) and ask ``workbench.front``/``workbench.cost`` for fronts and costs, so a notebook draws
@@ -8,7 +8,8 @@ exactly what ``workbench pareto`` prints.
 from __future__ import annotations
 
 import html
-from copy import deepcopy
+import re
+import sys
 from dataclasses import dataclass, field
 
 import optuna
@@ -144,35 +145,61 @@ def metric_value(record: TrialRecord, axis: str, profile: DeviceProfile, profile
     return None if value is None else float(value)
 
 
+def axis_unit(axis: str) -> str:
+    """The unit in an axis label (``latency (ms)`` → ``ms``; none for counts and accuracy)."""
+    found = re.search(r"\((\w+)\)", METRICS[split_axis(axis)[0]])
+    return found.group(1) if found else ""
+
+
 def minimised(axis: str) -> bool:
     return split_axis(axis)[0] != "accuracy"
 
 
-def hover_text(record: TrialRecord, profile: DeviceProfile) -> str:
-    """Hover: the architecture summary and what it costs on the picked device."""
+def hover_text(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: float | None = None) -> str:
+    """Hover: the architecture summary, what it costs on the picked device and why it does not fit."""
     pred = record.prediction(profile)
     acc = "rejected before training" if record.accuracy is None else f"accuracy {record.accuracy:.4f}"
     lat = "not runnable" if pred["latency_ms"] is None else f"{pred['latency_ms']:.3f} ms"
+    problems = record.fit_problems(profile, latency_budget_ms)
+    fit = f"does not fit: {html.escape('; '.join(problems))}" if problems else f"fits {html.escape(profile.name)}"
     return (f"trial {record.number}: {acc}<br>{html.escape(record.arch.summary())}<br>"
-            f"{profile.name}: {lat}, SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB, "
-            f"flash {pred['flash_bytes'] / 1024:.1f} KB, {pred['macs']:,} MACs")
-
-
-# ---------------------------------------------------------------- plotly in the browser
-
-def sync_snapshot(fig) -> None:
-    """Make the figure's *state* match what Python holds.
-
-    plotly 7's FigureWidget sends Python-side edits as one-off messages (``_py2js_*``) and keeps its
-    initial figure in the synced ``_widget_data``/``_widget_layout`` traits; a browser that connects
-    later (page reload) draws from those traits only. Copying the current figure into them after
-    every edit makes a reload show the current data. The front end ignores changes to these traits
-    while a view is open, so this never redraws twice.
-    """
-    if hasattr(fig, "_widget_data"):
-        fig._widget_data = deepcopy(fig._data)
-        fig._widget_layout = deepcopy(fig._layout_obj._props)
+            f"{html.escape(profile.name)}: {lat}, SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB, "
+            f"flash {pred['flash_bytes'] / 1024:.1f} KB, {pred['macs']:,} MACs<br>{fit}")
 
 
 def esc(value) -> str:
     return html.escape(str(value))
+
+
+def one_line_error(exc: BaseException) -> str:
+    """An error as one red line of HTML: a ``WorkbenchError`` says what is wrong; anything else its type too."""
+    text = notebook_message(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"<div class='wb-error' style='color:#c00'><b>error:</b> {esc(first[:400])}</div>"
+
+
+def notebook_message(exc: BaseException) -> str:
+    """A ``WorkbenchError`` as a notebook user reads it: CLI flags (``--trials:``) become the Python
+    argument names they stand for (``trials:``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), text)
+
+
+def show_errors_as_one_line() -> bool:
+    """In IPython/Jupyter, show a ``WorkbenchError`` raised by a cell as one red line (``error: ...``)
+    instead of a traceback through the workbench's internals; other exceptions keep their traceback.
+    The cell still fails, so Run All stops there. Returns False outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+
+    def one_line(shell, etype, value, tb, tb_offset=None):
+        print(f"error: {notebook_message(value)}", file=sys.stderr)
+        return [f"error: {notebook_message(value)}"]
+
+    shell.set_custom_exc((WorkbenchError,), one_line)
+    return True

@@ -1,10 +1,15 @@
 """Pareto explorer: every trial of a study on one plot, the front for any device profile, click to inspect.
 
-Points are coloured by what they are *on the picked device*: on the front (red, joined by the
-attainment step line when the axes are the study's two objectives), trained and fitting (blue),
-trained but not fitting (grey: over SRAM/flash, over the latency budget, or a precision it does not
-run), and rejected before training (grey ×; they have no accuracy, so on an accuracy axis they sit on
-a rug below the plot). Switching the device recomputes the front from the predictions each trial
+Points are coloured by what they are *on the picked device*, by the one feasibility rule
+(``TrialRecord.fit_problems``: kernels, SRAM, flash and the study's latency budget): on the front (red,
+joined by the attainment step line when the axes are the study's two objectives), trained and fitting
+(blue), trained but not fitting (grey), and rejected before training (grey ×, on a strip below the plot
+at their real latency — or, when far off the scale, as a ▶ at the edge labelled with the value). A
+dashed line marks the latency budget. Both axes are framed to the drawn data and the selection after
+every update, so the best model and its selection ring are never off-screen.
+
+The figure is one synced state (``PlotView``): a reload, a second view or a kernel-side refresh all draw
+exactly what Python holds. Switching the device recomputes the front from the predictions each trial
 stored for every profile — no retraining.
 """
 from __future__ import annotations
@@ -12,41 +17,44 @@ from __future__ import annotations
 import threading
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from ..front import TrialRecord
 from ..profiles import DeviceProfile
-from .common import (COLORS, StudyView, axis_options, axis_title, esc, hover_text, metric_value, minimised,
-                     study_view, sync_snapshot)
+from .common import (COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value,
+                     minimised, one_line_error, split_axis, study_view)
 from .export_panel import ExportPanel
 from .inspector import TrialInspector
+from .plot import PlotView
 
 FEASIBLE, INFEASIBLE, REJECTED, FRONT, SELECTED = range(5)
-CLICKABLE = (FEASIBLE, INFEASIBLE, REJECTED, FRONT)
+LABELS = {FEASIBLE: "trained, fits", INFEASIBLE: "trained, does not fit", REJECTED: "rejected before training",
+          FRONT: "Pareto front"}
+PAD = 0.08  # share of the data span left around it on each side
+RUG_EDGE = 0.985  # where an off-scale rejected candidate's marker sits, as a share of the x range
 
 
-def _empty_traces() -> list[go.Scatter]:
-    """The fixed trace set; refreshes replace their data, so click handlers stay attached."""
-    return [
-        go.Scatter(name="trained, fits", mode="markers", marker=dict(color=COLORS["feasible"], size=8)),
-        go.Scatter(name="trained, does not fit", mode="markers",
-                   marker=dict(color=COLORS["infeasible"], size=8, opacity=0.7)),
-        go.Scatter(name="rejected before training", mode="markers",
-                   marker=dict(color=COLORS["rejected"], symbol="x-thin", size=9, line=dict(width=2))),
-        go.Scatter(name="Pareto front", mode="lines+markers",
-                   marker=dict(color=COLORS["front"], size=11, symbol="diamond"), line=dict(color=COLORS["front"])),
-        go.Scatter(name="selected", mode="markers", hoverinfo="skip", showlegend=False,
-                   marker=dict(color="rgba(0,0,0,0)", size=20, line=dict(color=COLORS["selected"], width=3))),
-    ]
+def frame(values, pad: float = PAD, limits: tuple[float, float] | None = None) -> list[float] | None:
+    """An axis range holding every value with a margin (None: nothing to frame); ``limits`` caps it
+    (accuracy never spans 0–1.5)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    margin = pad * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.01)
+    lo, hi = lo - margin, hi + margin
+    if limits is not None:
+        lo, hi = max(lo, limits[0]), min(hi, limits[1])
+    return [lo, hi]
 
 
-def base_layout(height: int = 460) -> dict:
-    """Main axes on top, a thin rug strip (yaxis2) at the bottom for trials without a y value."""
-    return dict(height=height, margin=dict(l=60, r=20, t=50, b=50), hovermode="closest", template="plotly_white",
-                legend=dict(orientation="h", y=-0.16),
-                yaxis=dict(domain=[0.14, 1.0]),
-                yaxis2=dict(domain=[0.0, 0.07], anchor="x", showticklabels=False, range=[-1, 1], zeroline=False,
-                            showgrid=False, title=dict(text="no acc.", font=dict(size=10))))
+def near_enough(extra, values, reach: float = 0.5) -> list[float]:
+    """The ``extra`` values (rejected candidates) within ``reach`` × the span of ``values`` beyond it: framed at
+    their real position; farther ones would squash the front, so they get an off-scale marker instead."""
+    if not values:
+        return list(extra)
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or abs(hi) or 1.0
+    return [v for v in extra if lo - reach * span <= v <= hi + reach * span]
 
 
 class ParetoExplorer(widgets.VBox):
@@ -54,16 +62,19 @@ class ParetoExplorer(widgets.VBox):
 
     ``x``/``y`` take ``accuracy``, ``latency``, ``sram``, ``flash``, ``macs``, ``params`` (on the picked
     device) or ``latency@<profile>``; ``profiles`` adds devices (names or folders) to the picker.
-    ``refresh()`` re-reads the storage (a live search calls it).
+    ``refresh()`` re-reads the storage (a live search calls it); after a kernel restart
+    ``ParetoExplorer("study", storage=URL)`` rebuilds everything from the storage.
     """
 
     def __init__(self, source, device: str | None = None, x: str = "latency", y: str = "accuracy", *,
-                 storage: str | None = None, profiles=(), export_dir: str = "export", height: int = 460):
+                 storage: str | None = None, profiles=(), export_dir: str = "exports", height: int = 500):
         self.view: StudyView = study_view(source, storage)
         self.profiles = self.view.profiles(profiles)
+        self.height = height
         self._lock = threading.RLock()
         self.selected: int | None = None
         self.front: list[TrialRecord] = []
+        self.groups: dict[int, list[TrialRecord]] = {}
         options = axis_options(self.profiles)
         self.device_picker = widgets.Dropdown(options=list(self.profiles), value=device or self.view.target.name,
                                               description="device")
@@ -73,17 +84,18 @@ class ParetoExplorer(widgets.VBox):
                                              tooltip="re-read the study and redraw everything")
         self.status = widgets.HTML()
         self.status.add_class("wb-status")
-        self.figure = go.FigureWidget(data=_empty_traces(), layout=base_layout(height))
+        self.figure = PlotView()
         self.figure.add_class("wb-explorer-figure")
-        self.export_panel = ExportPanel(self.view.name, self.view.storage_url, export_dir, self.profile.path)
-        self.inspector = TrialInspector(self.view.name, self.export_panel)
-        for i in CLICKABLE:
-            self.figure.data[i].on_click(self._clicked)
+        self.export_panel = ExportPanel(self.view.name, self.view.storage_url, export_dir, self.profile.path,
+                                        latency_budget_ms=self.view.latency_budget_ms)
+        self.inspector = TrialInspector(self.view.name, self.export_panel, self.view.latency_budget_ms)
+        self.figure.on_click(lambda number, _trace: self._guarded(lambda: self.select(int(number))))
         for picker in (self.device_picker, self.x_picker, self.y_picker):
-            picker.observe(lambda _: self.redraw(), names="value")
-        self.refresh_button.on_click(lambda _: self.refresh())
-        controls = widgets.HBox([self.device_picker, self.x_picker, self.y_picker, self.refresh_button])
-        super().__init__([controls, self.status, self.figure, self.inspector])
+            picker.observe(lambda _: self._guarded(self.redraw), names="value")
+        self.refresh_button.on_click(lambda _: self._guarded(self.refresh))
+        controls = widgets.HBox([self.device_picker, self.x_picker, self.y_picker, self.refresh_button],
+                                layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__([controls, self.status, self.figure, self.inspector], layout=widgets.Layout(width="100%"))
         self.add_class("wb-explorer")
         self.redraw()
 
@@ -99,33 +111,31 @@ class ParetoExplorer(widgets.VBox):
             self.redraw()
 
     def select(self, number: int) -> TrialRecord:
-        """Show trial ``number`` in the inspector (what a click on its point does)."""
+        """Show trial ``number`` in the inspector (what a click on its point does) and ring it on the plot."""
         with self._lock:
             record = self.view.record(number)
             self.selected = number
             self.inspector.show(record, self.profile)
-            self._draw_selected()
-            sync_snapshot(self.figure)
+            self._draw()
             return record
 
     def redraw(self) -> None:
-        """Recompute the front on the picked device and replace all trace data (reload-safe)."""
+        """Recompute the front on the picked device and send the whole figure (reload-safe by construction)."""
         with self._lock:
             profile = self.profile
             self.front = self.view.front(profile)
-            groups = self._groups(profile)
-            with self.figure.batch_update():
-                for index, records in groups.items():
-                    self._fill(index, records, profile)
-                self._style_front()
-                self._draw_selected()
-                self._relayout(profile, groups)
-            sync_snapshot(self.figure)
-            self.status.value = self._status_html(profile, groups)
+            self.groups = self._groups(profile)
+            self._draw()
+            self.status.value = self._status_html(profile)
             if self.selected is not None:
                 self.inspector.show(self.view.record(self.selected), profile)
 
-    # ------------------------------------------------------------ drawing
+    def axis_ranges(self) -> dict[str, list[float] | None]:
+        """The x and y ranges the figure shows (what the browser test checks against the points)."""
+        layout = self.figure.figure.get("layout", {})
+        return {"x": layout.get("xaxis", {}).get("range"), "y": layout.get("yaxis", {}).get("range")}
+
+    # ------------------------------------------------------------ what is drawn
     def _groups(self, profile: DeviceProfile) -> dict[int, list[TrialRecord]]:
         on_front = {r.number for r in self.front}
         groups = {FEASIBLE: [], INFEASIBLE: [], REJECTED: [], FRONT: list(self.front)}
@@ -141,74 +151,175 @@ class ParetoExplorer(widgets.VBox):
         return (metric_value(record, self.x_picker.value, profile, self.profiles),
                 metric_value(record, self.y_picker.value, profile, self.profiles))
 
-    def _fill(self, index: int, records: list[TrialRecord], profile: DeviceProfile) -> None:
-        """Set one trace's points; y-less points (no accuracy) go on the rug axis."""
-        points = [(x, y, r) for r in records for x, y in [self._xy(r, profile)] if x is not None]
+    def _points(self, index: int, profile: DeviceProfile) -> list[tuple[float, float | None, TrialRecord]]:
+        points = [(x, y, r) for r in self.groups[index] for x, y in [self._xy(r, profile)]
+                  if self._drawable(x, y, r)]
         if index == FRONT:
             points.sort(key=lambda p: (p[0], p[1] if p[1] is not None else 0))
-        rug = any(y is None for _, y, _ in points)
-        self.figure.data[index].update(
-            x=[p[0] for p in points], y=[0.0 if rug else p[1] for p in points],
-            yaxis="y2" if rug else "y", customdata=[p[2].number for p in points],
-            hovertext=[hover_text(p[2], profile) for p in points], hoverinfo="text")
+        return points
 
-    def _style_front(self) -> None:
+    def _drawable(self, x, y, record: TrialRecord) -> bool:
+        """A point needs both values; only a rejected trial's missing accuracy has a place (the strip below)."""
+        on_rug = record.accuracy is None and split_axis(self.y_picker.value)[0] == "accuracy"
+        return x is not None and (y is not None or on_rug)
+
+    def _budget_axis(self) -> str | None:
+        """Which axis shows latency on the picked device (the budget applies there), if any."""
+        for name, axis in (("x", self.x_picker.value), ("y", self.y_picker.value)):
+            metric, device = split_axis(axis)
+            if metric == "latency" and device in (None, self.device_picker.value):
+                return name
+        return None
+
+    def _draw(self) -> None:
+        profile = self.profile
+        points = {i: self._points(i, profile) for i in (FEASIBLE, INFEASIBLE, REJECTED, FRONT)}
+        on_main = [p for i in (FEASIBLE, INFEASIBLE, FRONT) for p in points[i]]
+        on_main += [p for p in points[REJECTED] if p[1] is not None]
+        rug = [p for p in points[REJECTED] if p[1] is None]
+        selected = self._selected_point(profile)
+        budget = self.view.latency_budget_ms
+        budget_axis = self._budget_axis() if budget else None
+        xs = [p[0] for p in on_main] + ([selected[0]] if selected else []) + ([budget] if budget_axis == "x" else [])
+        ys = [p[1] for p in on_main] + ([selected[1]] if selected and selected[1] is not None else [])
+        ys += [budget] if budget_axis == "y" else []
+        y_metric = split_axis(self.y_picker.value)[0]
+        x_range = frame(xs + near_enough([p[0] for p in rug], xs))
+        y_range = frame(ys, limits=(0.0, 1.02) if y_metric == "accuracy" else None)
+        data = [self._trace(i, points[i], profile) for i in (FEASIBLE, INFEASIBLE)]
+        data.append(self._rug_trace(rug, [p for p in points[REJECTED] if p[1] is not None], x_range, profile))
+        data.append(self._front_trace(points[FRONT], profile))
+        data.append(self._selected_trace(selected, x_range))
+        self.figure.show(data, self._layout(profile, x_range, y_range, budget_axis, len(self.front)))
+
+    def _trace(self, index: int, points, profile: DeviceProfile, **style) -> dict:
+        marker = {FEASIBLE: dict(color=COLORS["feasible"], size=8),
+                  INFEASIBLE: dict(color=COLORS["infeasible"], size=8, opacity=0.8)}.get(index, {})
+        trace = dict(type="scatter", mode="markers", name=f"{LABELS[index]} ({len(self.groups[index])})",
+                     x=[p[0] for p in points], y=[p[1] for p in points], customdata=[p[2].number for p in points],
+                     hovertext=[hover_text(p[2], profile, self.view.latency_budget_ms) for p in points],
+                     hoverinfo="text", marker=marker)
+        return {**trace, **style}
+
+    def _rug_trace(self, rug, placed, x_range, profile: DeviceProfile) -> dict:
+        """Rejected candidates: with a y value (e.g. flash) on the main axes; without (no accuracy) on the
+        strip below at their real x — those far off the scale as one ▶ (◀) at the edge labelled with their
+        values (hover lists each)."""
+        budget = self.view.latency_budget_ms
+        xs, ys, symbols, texts, numbers, hovers = [], [], [], [], [], []
+
+        def add(x, y, symbol, text, group):
+            xs.append(x), ys.append(y), symbols.append(symbol), texts.append(text)
+            numbers.append(group[0][2].number)
+            hovers.append("<br>".join(hover_text(r, profile, budget) for _, _, r in group[:6])
+                          + (f"<br>… and {len(group) - 6} more" if len(group) > 6 else ""))
+
+        for point in placed:
+            add(point[0], point[1], "x-thin", "", [point])
+        lo, hi = x_range or (float("-inf"), float("inf"))
+        inside = [p for p in rug if lo <= p[0] <= hi]
+        for point in inside:
+            add(point[0], 0.0, "x-thin", "", [point])
+        for side, group in (("right", [p for p in rug if p[0] > hi]), ("left", [p for p in rug if p[0] < lo])):
+            if not group:
+                continue
+            values = sorted(p[0] for p in group)
+            unit = f" {axis_unit(self.x_picker.value)}".rstrip()
+            shown = (f"{values[0]:.4g}{unit}" if len(values) == 1
+                     else f"{len(values)} at {values[0]:.4g}–{values[-1]:.4g}{unit}")
+            edge = lo + RUG_EDGE * (hi - lo) if side == "right" else hi - RUG_EDGE * (hi - lo)
+            add(edge, 0.0, f"triangle-{side}", f"{shown} →" if side == "right" else f"← {shown}",
+                sorted(group, key=lambda p: p[0]))
+        on_rug = not placed
+        return dict(type="scatter", mode="markers+text", name=f"{LABELS[REJECTED]} ({len(self.groups[REJECTED])})",
+                    x=xs, y=ys, xaxis="x2" if on_rug else "x", yaxis="y2" if on_rug else "y",
+                    text=texts, textposition="top left", textfont=dict(size=10, color=COLORS["rejected"]),
+                    customdata=numbers, hovertext=hovers, hoverinfo="text",
+                    marker=dict(color=COLORS["rejected"], symbol=symbols, size=9,
+                                line=dict(width=2, color=COLORS["rejected"])))
+
+    def _front_trace(self, points, profile: DeviceProfile) -> dict:
         """Step line when the axes are the study's two objectives, plain markers otherwise."""
         x, y = self.x_picker.value, self.y_picker.value
         objectives = self.view.objectives
-        stepped = len(objectives) == 2 and {x, y} == set(objectives)
-        self.figure.data[FRONT].update(mode="lines+markers" if stepped else "markers",
-                                       line=dict(shape="hv" if minimised(x) else "vh"))
+        stepped = len(objectives) == 2 and {split_axis(x)[0], split_axis(y)[0]} == set(objectives)
+        return self._trace(FRONT, points, profile, mode="lines+markers" if stepped else "markers",
+                           line=dict(color=COLORS["front"], shape="hv" if minimised(x) else "vh"),
+                           marker=dict(color=COLORS["front"], size=11, symbol="diamond"))
 
-    def _draw_selected(self) -> None:
-        trace = self.figure.data[SELECTED]
+    def _selected_point(self, profile: DeviceProfile) -> tuple[float, float | None] | None:
         record = next((r for r in self.view.records if r.number == self.selected), None)
-        x, y = self._xy(record, self.profile) if record is not None else (None, None)
-        if x is None:
-            trace.update(x=[], y=[])
+        if record is None:
+            return None
+        x, y = self._xy(record, profile)
+        return None if x is None else (x, y)
+
+    def _selected_trace(self, selected, x_range) -> dict:
+        if selected is None:
+            xs, ys, axes = [], [], {}
+        elif selected[1] is None:  # a rejected trial: ringed on the strip
+            xs, ys, axes = [min(selected[0], x_range[1]) if x_range else selected[0]], [0.0], dict(xaxis="x2",
+                                                                                                     yaxis="y2")
         else:
-            trace.update(x=[x], y=[0.0 if y is None else y], yaxis="y2" if y is None else "y")
+            xs, ys, axes = [selected[0]], [selected[1]], {}
+        return dict(type="scatter", mode="markers", name="selected", hoverinfo="skip", showlegend=False, x=xs, y=ys,
+                    customdata=[self.selected] if xs else [],
+                    marker=dict(color="rgba(0,0,0,0)", size=20, line=dict(color=COLORS["selected"], width=3)), **axes)
 
-    def _relayout(self, profile: DeviceProfile, groups) -> None:
-        n_front = len(groups[FRONT])
-        self.figure.layout.title = dict(text=f"{esc(self.view.name)} — front on {esc(profile.name)}: "
-                                             f"{n_front} of {len(self.view.records)} trials", font=dict(size=15))
-        self.figure.layout.xaxis.title = axis_title(self.x_picker.value, profile)
-        self.figure.layout.yaxis.title = axis_title(self.y_picker.value, profile)
-        for index, label in ((FEASIBLE, "trained, fits"), (INFEASIBLE, "trained, does not fit"),
-                             (REJECTED, "rejected before training"), (FRONT, "Pareto front")):
-            self.figure.data[index].name = f"{label} ({len(groups[index])})"
-        self._fit_x_to_trained(profile, groups)
+    def _layout(self, profile: DeviceProfile, x_range, y_range, budget_axis, n_front: int) -> dict:
+        x_title, y_title = axis_title(self.x_picker.value, profile), axis_title(self.y_picker.value, profile)
+        objectives = set(self.view.objectives)
+        on_objectives = {split_axis(self.x_picker.value)[0], split_axis(self.y_picker.value)[0]} == objectives
+        what = (f"Pareto front on {esc(profile.name)}: {n_front} of {len(self.view.records)} trials"
+                if on_objectives else f"red: the {' × '.join(sorted(objectives))} Pareto front on {esc(profile.name)}")
+        layout = dict(
+            title=dict(text=f"{esc(self.view.name)}: {esc(y_title)} vs {esc(x_title)}<br><sup>{what}</sup>",
+                       font=dict(size=15)),
+            height=self.height, margin=dict(l=70, r=30, t=70, b=50), hovermode="closest", template="plotly_white",
+            legend=dict(orientation="h", y=-0.12, yanchor="top"),
+            xaxis=dict(range=x_range, autorange=x_range is None, anchor="y", showticklabels=True),
+            yaxis=dict(domain=[0.2, 1.0], title=dict(text=y_title), range=y_range, autorange=y_range is None),
+            xaxis2=dict(matches="x", anchor="y2", title=dict(text=x_title), showticklabels=False, showgrid=False),
+            yaxis2=dict(domain=[0.0, 0.07], anchor="x2", showticklabels=False, range=[-1, 1], zeroline=False,
+                        showgrid=False, title=dict(text="rejected", font=dict(size=10))))
+        budget = self.view.latency_budget_ms
+        if budget_axis:
+            line = dict(type="line", line=dict(color="#555", dash="dash", width=1.5))
+            if budget_axis == "x":
+                line.update(xref="x", x0=budget, x1=budget, yref="paper", y0=0.0, y1=1.0)
+            else:
+                line.update(yref="y", y0=budget, y1=budget, xref="paper", x0=0.0, x1=1.0)
+            layout["shapes"] = [line]
+            layout["annotations"] = [dict(text=f"latency budget {budget:g} ms", showarrow=False,
+                                          font=dict(size=11, color="#555"),
+                                          **({"x": budget, "xref": "x", "y": 1.0, "yref": "paper",
+                                              "xanchor": "right", "yanchor": "bottom"} if budget_axis == "x" else
+                                             {"y": budget, "yref": "y", "x": 1.0, "xref": "paper",
+                                              "xanchor": "right", "yanchor": "bottom"}))]
+        return layout
 
-    def _fit_x_to_trained(self, profile: DeviceProfile, groups) -> None:
-        """Zoom x to the trained trials; rejected ones further out sit on the right edge (hover tells the value).
-
-        Rejected candidates are often far slower (that is why they were rejected) and would squash the front.
-        """
-        xs = [x for i in (FEASIBLE, INFEASIBLE) for r in groups[i] for x in [self._xy(r, profile)[0]] if x is not None]
-        if not xs:
-            self.figure.layout.xaxis.autorange = True
-            return
-        lo, hi = min(xs), max(xs)
-        pad = 0.08 * (hi - lo or abs(hi) or 1.0)
-        self.figure.layout.xaxis.range = [lo - pad, hi + pad]
-        rejected = self.figure.data[REJECTED]
-        if rejected.x:
-            rejected.x = [min(x, hi + pad * 0.9) for x in rejected.x]
-
-    def _status_html(self, profile: DeviceProfile, groups) -> str:
+    def _status_html(self, profile: DeviceProfile) -> str:
         budget = self.view.latency_budget_ms
         front = ", ".join(str(r.number) for r in self.front) or "none"
         best = max(self.front, key=lambda r: r.accuracy, default=None)
-        best_text = f"best accuracy {best.accuracy:.4f} (trial {best.number})" if best else "no trained trial fits"
-        return (f"<div><b>{len(self.view.records)}</b> finished trials · "
+        if best:
+            lat = best.prediction(profile)["latency_ms"]
+            best_text = f"best accuracy {best.accuracy:.4f} at {lat:.3f} ms (trial {best.number})"
+        else:
+            best_text = "no trained trial fits"
+        not_drawn = sum(1 for r in self.view.records if not self._drawable(*self._xy(r, profile), r))
+        return (f"<div class='wb-status-line' data-front='{front}'><b>{len(self.view.records)}</b> finished trials · "
                 f"front on <b class='wb-device'>{esc(profile.name)}</b>: trials "
                 f"<span class='wb-front'>{front}</span> · {best_text} · "
-                f"{len(groups[INFEASIBLE])} trained but not fitting · {len(groups[REJECTED])} rejected before "
+                f"{len(self.groups[INFEASIBLE])} trained but not fitting · {len(self.groups[REJECTED])} rejected before "
                 f"training on {esc(self.view.target.name)}"
-                f"{f' · latency budget {budget:g} ms' if budget else ''}</div>")
+                f"{f' · latency budget {budget:g} ms' if budget else ''}"
+                f"{f' · {not_drawn} without a value on these axes on {esc(profile.name)} (not drawn)' if not_drawn else ''}"
+                f"</div>")
 
-    def _clicked(self, trace, points, state) -> None:
-        """plotly calls this for every trace on a click; only the one under the pointer has indices."""
-        if points.point_inds:
-            self.select(int(trace.customdata[points.point_inds[0]]))
+    def _guarded(self, action) -> None:
+        """Run a UI callback; an error becomes one line in the status (a callback's traceback goes nowhere)."""
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 — shown where the user clicked, not lost in the kernel log
+            self.status.value = one_line_error(exc)

@@ -1,9 +1,12 @@
 """Export from the inspector: pick a format, press the button, see the files and their checks inline.
 
 The work is :func:`workbench.export.export_trial` (rebuild the trial's weights by deterministic
-retraining, write the file, run it in its own runtime on the test set, write a manifest). It runs in
-a background thread so the notebook keeps drawing while it trains and converts; ``export()`` is the
-same thing, blocking, for scripts and headless notebooks.
+retraining, write the file, run it in its own runtime on the test set, write a manifest). Each trial goes
+into its own folder, ``<folder>/<study>/trial-<n>`` (:func:`workbench.export.trial_folder`), shown as an
+absolute path, so two exports never overwrite each other's manifest; a trial that does not fit the device
+(the one feasibility rule, latency budget included) is exported with a warning. It runs in a background
+thread so the notebook keeps drawing while it trains and converts; ``export()`` is the same thing,
+blocking, for scripts and headless notebooks.
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from ..export import trial_folder
 from ..front import TrialRecord
-from .common import esc
+from ..profiles import load_profile
+from .common import esc, one_line_error
 
 FORMAT_CHOICES = (("ONNX fp32", "onnx"), ("ONNX int8", "onnx-int8"), ("TFLite fp32", "tflite"),
                   ("TFLite int8", "tflite-int8"))
@@ -26,39 +31,60 @@ def result_html(result) -> str:
         v = e["verification"]
         verdict = "<b style='color:#2a2'>PASS</b>" if e["passed"] else "<b style='color:#c00'>FAIL</b>"
         fallbacks = "".join(f"<div style='font-size:11px'>fallback: {esc(fb)}</div>" for fb in e["fallbacks"])
-        rows.append(f"<tr><td>{esc(name)}</td><td><code>{esc(result.out_dir / e['file'])}</code>{fallbacks}</td>"
+        rows.append(f"<tr><td>{esc(name)}</td><td><code>{esc(Path(result.out_dir).absolute() / e['file'])}</code>{fallbacks}</td>"
                     f"<td>{e['bytes'] / 1024:.1f} KB</td><td>{v['accuracy']:.4f} (PyTorch {v['pytorch_accuracy']:.4f})"
                     f"</td><td>{100 * v['agreement']:.2f}%</td><td>{v['max_abs_logit_diff']:.2e}</td>"
                     f"<td>{e['latency_ms_measured']['median']:.4f} ms</td><td>{verdict}</td></tr>")
     training = result.manifest.get("training", {})
+    stored = training.get("stored_accuracy")
     trained = (f"weights rebuilt by retraining ({training.get('epochs')} epochs, seed {training.get('seed')}): "
-               f"accuracy {training.get('accuracy', float('nan')):.4f}, stored {training.get('stored_accuracy')}"
+               f"accuracy {training.get('accuracy', float('nan')):.4f}, stored "
+               f"{'—' if stored is None else format(stored, '.4f')}"
                if training.get("source") == "retrained" else "")
-    return ("<table class='wb-export-result' style='font-size:12px'><tr><th>format</th><th>file</th><th>size</th>"
+    fit = result.manifest.get("fit") or {}
+    warning = (f"<div class='wb-export-warning' style='color:#c60'><b>warning:</b> trial {result.manifest.get('trial')} "
+               f"does not fit {esc(fit.get('device'))}: {esc('; '.join(fit['problems']))}</div>"
+               if fit.get("problems") else "")
+    return (f"{warning}<table class='wb-export-result' style='font-size:12px'><tr><th>format</th><th>file</th><th>size</th>"
             "<th>accuracy on test set</th><th>top-1 agreement</th><th>max |Δ logit|</th><th>host latency</th>"
             f"<th>check</th></tr>{''.join(rows)}</table><div style='font-size:11px'>{esc(trained)}<br>"
-            f"manifest: <code>{esc(result.manifest_path)}</code></div>")
+            f"folder: <code class='wb-export-folder'>{esc(Path(result.out_dir).absolute())}</code><br>"
+            f"manifest: <code>{esc(Path(result.manifest_path).absolute())}</code></div>")
 
 
 class ExportPanel(widgets.VBox):
-    """Format choice + button + inline result for the trial the inspector shows."""
+    """Format choice + button + inline result for the trial the inspector shows.
 
-    def __init__(self, study_name: str, storage: str | None, out_dir: str | Path = "export",
-                 device: str | None = None, repeats: int = 50):
+    ``out_dir`` is the base folder; each trial's files go to ``trial_folder(out_dir, study, trial)``.
+    """
+
+    def __init__(self, study_name: str, storage: str | None, out_dir: str | Path = "exports",
+                 device: str | None = None, repeats: int = 50, latency_budget_ms: float | None = None):
         self.study_name, self.storage, self.device, self.repeats = study_name, storage, device, repeats
+        self.latency_budget_ms = latency_budget_ms
         self.record: TrialRecord | None = None
         self.result = None
         self.format = widgets.Dropdown(options=FORMAT_CHOICES, value="onnx", description="format")
-        self.out_dir = widgets.Text(str(out_dir), description="folder")
+        self.out_dir = widgets.Text(str(Path(out_dir).absolute()), description="folder",
+                                    layout=widgets.Layout(width="auto", flex="1 1 300px"))
         self.button = widgets.Button(description="Export", icon="download", disabled=True,
                                      tooltip="pick a trained trial first")
+        self.target = widgets.HTML("")
+        self.target.add_class("wb-export-target")
         self.output = widgets.HTML("")
         self.output.add_class("wb-export-output")
         self.button.on_click(lambda _: self.start())
+        self.out_dir.observe(lambda _: self._show_target(), names="value")
         self._thread: threading.Thread | None = None
         super().__init__([widgets.HTML("<h5>Export this trial</h5>"),
-                          widgets.HBox([self.format, self.out_dir, self.button]), self.output])
+                          widgets.HBox([self.format, self.out_dir, self.button],
+                                       layout=widgets.Layout(flex_flow="row wrap")), self.target, self.output])
         self.add_class("wb-export")
+
+    def folder(self, record: TrialRecord | None = None) -> Path | None:
+        """The absolute folder this trial's export goes to (its own, per study and trial)."""
+        record = record or self.record
+        return None if record is None else trial_folder(self.out_dir.value, self.study_name, record.number)
 
     def set_trial(self, record: TrialRecord, device: str | None = None) -> None:
         """Only trained trials have weights to rebuild; rejected ones keep the button off."""
@@ -68,6 +94,20 @@ class ExportPanel(widgets.VBox):
         self.button.tooltip = ("export trial %d" % record.number if trained else
                                "rejected before training: nothing to export")
         self.output.value = "" if trained else "<i>This trial was rejected before training: nothing to export.</i>"
+        self._show_target()
+
+    def _show_target(self) -> None:
+        """Where the files will go and, before anything runs, whether the trial fits the device."""
+        if self.record is None or self.record.accuracy is None:
+            self.target.value = ""
+            return
+        problems = []
+        if self.device:
+            problems = self.record.fit_problems(load_profile(self.device), self.latency_budget_ms)
+        where = f"into <code>{esc(self.folder())}</code>"
+        warn = (f"<div style='color:#c60'><b>warning:</b> trial {self.record.number} does not fit "
+                f"{esc(load_profile(self.device).name)}: {esc('; '.join(problems))}</div>" if problems else "")
+        self.target.value = f"<div style='font-size:12px'>exports {where}</div>{warn}"
 
     def export(self, fmt: str | None = None):
         """Export the shown trial now (blocking); returns the ``ExportResult``."""
@@ -76,6 +116,8 @@ class ExportPanel(widgets.VBox):
         if self.record is None or self.record.accuracy is None:
             raise ValueError("pick a trained trial first (inspector.show / click a point)")
         fmt = fmt or self.format.value
+        if fmt in dict(FORMAT_CHOICES).values():
+            self.format.value = fmt  # the dropdown shows what is being exported
         lines: list[str] = []
 
         def log(message: str) -> None:
@@ -83,7 +125,7 @@ class ExportPanel(widgets.VBox):
             self.output.value = "<br>".join(esc(line) for line in lines[-4:]) + " …"
 
         self.output.value = f"exporting trial {self.record.number} as {esc(fmt)} …"
-        self.result = export_trial(self.study_name, self.storage, self.record.number, [fmt], self.out_dir.value,
+        self.result = export_trial(self.study_name, self.storage, self.record.number, [fmt], self.folder(),
                                    device=self.device, log=log, repeats=self.repeats)
         self.output.value = result_html(self.result)
         return self.result
@@ -104,7 +146,7 @@ class ExportPanel(widgets.VBox):
     def _run(self) -> None:
         try:
             self.export()
-        except Exception as exc:  # shown inline: a notebook user reads the reason where they clicked
-            self.output.value = f"<b style='color:#c00'>export failed:</b> {esc(exc)}"
+        except Exception as exc:  # noqa: BLE001 — shown inline: a notebook user reads the reason where they clicked
+            self.output.value = one_line_error(exc)
         finally:
             self.button.disabled = False

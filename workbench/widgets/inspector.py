@@ -80,28 +80,41 @@ def policy_html(record: TrialRecord) -> str:
             f"activations {policy['activation_bits']}-bit, stage weights: {esc(stages)}</div>")
 
 
-def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = "") -> str:
+def fit_html(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: float | None) -> str:
+    """The verdict of the one feasibility rule (the plot colours its point by the same call)."""
+    problems = record.fit_problems(profile, latency_budget_ms)
+    budget = f" within the {latency_budget_ms:g} ms budget" if latency_budget_ms else ""
+    if not problems:
+        return f"<span class='wb-fit' data-fits='yes' style='color:#2a2'>fits {esc(profile.name)}{budget}</span>"
+    return (f"<span class='wb-fit' data-fits='no' style='color:#c00'>does NOT fit {esc(profile.name)}: "
+            f"{esc('; '.join(problems))}</span>")
+
+
+def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = "",
+               latency_budget_ms: float | None = None) -> str:
     """The whole panel for one trial on one device."""
     pred = record.prediction(profile)
     acc = ("rejected before training (no accuracy)" if record.accuracy is None
            else f"accuracy {record.accuracy:.4f}")
     lat = "not runnable" if pred["latency_ms"] is None else f"{pred['latency_ms']:.3f} ms"
-    fits = "fits" if record.feasible_on(profile) else "does NOT fit"
     return (f"<h4 class='wb-trial-title'>Trial {record.number}{' of ' + esc(study_name) if study_name else ''} "
             f"on {esc(profile.name)}</h4>"
             f"<div><code>{esc(record.arch.summary())}</code></div>"
-            f"<div>{acc} · latency {lat} · {pred['macs']:,} MACs · {pred['params']:,} params · "
-            f"{fits} {esc(profile.name)}</div>"
+            f"<div>{acc} · latency {lat} · {pred['macs']:,} MACs · {pred['params']:,} params</div>"
+            f"<div>{fit_html(record, profile, latency_budget_ms)}</div>"
             f"<h5>Memory against the device's limits</h5>{memory_bars(record, profile)}"
             f"<h5>Quantisation policy</h5>{policy_html(record)}"
             f"<h5>Layers and latency breakdown</h5>{layer_table(record, profile)}")
 
 
 class TrialInspector(widgets.VBox):
-    """Panel for one trial; ``show(record, profile)`` fills it, an optional export panel sits below."""
+    """Panel for one trial; ``show(record, profile)`` fills it, an optional export panel sits below.
+    ``latency_budget_ms`` is the study's: the fit verdict applies the same rule as the plot."""
 
-    def __init__(self, study_name: str = "", export_panel: widgets.Widget | None = None):
+    def __init__(self, study_name: str = "", export_panel: widgets.Widget | None = None,
+                 latency_budget_ms: float | None = None):
         self.study_name = study_name
+        self.latency_budget_ms = latency_budget_ms
         self.record: TrialRecord | None = None
         self.profile: DeviceProfile | None = None
         self.body = widgets.HTML("<i>Click a point in the plot to inspect that trial.</i>")
@@ -112,6 +125,6 @@ class TrialInspector(widgets.VBox):
 
     def show(self, record: TrialRecord, profile: DeviceProfile) -> None:
         self.record, self.profile = record, profile
-        self.body.value = trial_html(record, profile, self.study_name)
+        self.body.value = trial_html(record, profile, self.study_name, self.latency_budget_ms)
         if self.export_panel is not None:
             self.export_panel.set_trial(record, profile.path)

@@ -1,0 +1,265 @@
+"""The TFLite Micro memory model (workbench.memory) against hand derivations and against TFLM itself.
+
+Hand-built graphs check the planner arithmetic; tiny architectures (a stride-2 stem whose PAD the
+converter inserts, a residual MBConv block, a pooling that feeds a convolution, a classifier) are
+exported to full-INT8 TFLite and run in the ``tflite-micro`` host build: the planned activations
+(TFLM's arena head) must match to the byte, the whole arena and the file within a small tolerance.
+An export with ``--format tflm`` must record the TFLM numbers in the manifest and write a bundle
+whose C array is the file and whose plain-C parts compile for the host and a Cortex-M4.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from workbench import memory as M
+from workbench.arch import Architecture
+from workbench.errors import WorkbenchError
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _need(module: str):
+    try:
+        __import__(module)
+    except ImportError:
+        if IN_CI:
+            raise
+        pytest.skip(f"{module} is not installed (pip install -e '.[export]')")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is missing (apt-get install gcc-arm-none-eabi g++)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def mbconv_arch() -> Architecture:
+    """8x8 input, stem 4 channels k3 stride 2 (PAD + depthwise, 1 input channel), two residual
+    MBConv blocks (expand 2), head conv to 8, GAP, 3 classes."""
+    return Architecture.create("tiny", "mbconv", (1, 8, 8), 3, {
+        "resolution": 8, "stem_width": 4, "stem_kernel": 3, "stem_stride": 2, "s1_depth": 2, "s1_width": 4,
+        "s1_kernel": 3, "s1_expand": 2, "s1_stride": 1, "head_width": 8, "precision": "int8",
+        "quant_mode": "ptq", "s1_wbits": 8})
+
+
+def pooled_cnn1d_arch() -> Architecture:
+    """2 x 16 series: conv 8 k3 + max-pool 2 (requantised between TRANSPOSEs: it feeds a conv), conv 8 k5."""
+    return Architecture.create("tiny", "cnn1d", (2, 16), 3, {
+        "blocks": 2, "pool_type": "max", "b1_width": 8, "b1_kernel": 3, "b1_pool": 2, "b2_width": 8,
+        "b2_kernel": 5, "b2_pool": 1, "precision": "int8", "quant_mode": "ptq", "b1_wbits": 8, "b2_wbits": 8})
+
+
+def realistic_model(arch):
+    """A model of ``arch`` with seeded random weights and BatchNorm statistics: its folded biases are
+    distinct, as after training (all-zero biases of a fresh model are stored once by the converter)."""
+    import torch
+
+    from workbench.builder import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+# ---------------------------------------------------------------- arithmetic, by hand
+
+def test_greedy_plan_by_hand():
+    # a (64 B, steps 0-1), b (32 B, 1-2), c (16 B, 2-3), d (16 B, 3-3): placed largest first, ties later
+    # buffer first: a@0, b@64 (overlaps a), d@0, c: d at 0 overlaps (-> 16), b at 64 leaves a 48 B gap -> 16
+    assert M.greedy_plan([(64, 0, 1), (32, 1, 2), (16, 2, 3), (16, 3, 3)]) == 96
+    # nothing overlaps in time: everything at offset 0
+    assert M.greedy_plan([(48, 0, 0), (32, 1, 1), (16, 2, 2)]) == 48
+
+
+def test_fc_chain_by_hand():
+    """input 64 B -> FC 32 -> FC 16 -> FC 4: the planner gives 96 B (see test above); the FCs' op data
+    and per-channel arrays are persistent, not planned."""
+    g = M.Graph()
+    x = g.tensor(64, 2)
+    for cin, cout in ((64, 32), (32, 16), (16, 4)):
+        x = g.add("FULLY_CONNECTED", [x], cout, out_rank=2, consts=g.weights(cin * cout, 2, cout, "fc"), channels=cout)
+    arena = M.arena(g)
+    assert (arena.activations, arena.scratch) == (96, 0)
+    # 64-bit: 4 activations + 6 constants -> 10 * 24 B; 3 nodes * 64 B; per FC 100 B + 2 * align16(4 * cout)
+    per_channel = 2 * (128 + 64 + 16)
+    assert arena.persistent == 240 + 192 + 192 + M.ALLOCATOR_FIXED_BYTES + 3 * 100 + per_channel
+
+
+def test_stride2_conv_gets_a_pad_only_where_same_differs():
+    # 8x8, k3, stride 2: PyTorch pads 1/1, TFLite SAME would pad 0/1 -> explicit PAD to 10x10
+    g = M.lower(mbconv_arch().ops, (1, 8, 8))
+    assert [op.code for op in g.ops][:2] == ["PAD", "DEPTHWISE_CONV_2D"]
+    assert g.tensors[g.ops[0].output] == 100
+    # 3x3, k7, stride 2: SAME pads 3/3 like PyTorch -> no PAD
+    g2 = M.Graph()
+    M._conv(g2, g2.tensor(9 * 24, 4), 24, (3, 3), 24, (7, 7), (2, 2), True)
+    assert [op.code for op in g2.ops] == ["DEPTHWISE_CONV_2D"]
+
+
+def test_float_graph_has_no_requantisation_and_float_tensors():
+    """An fp32 policy is a float graph: 4-byte tensors, no QUANTIZE/TRANSPOSE pair around the pool (what
+    litert-torch writes for a float sensor-imu model, whose TFLM head the model then predicts exactly)."""
+    choices = dict(pooled_cnn1d_arch().choices)
+    choices = {k: v for k, v in choices.items() if not k.endswith("wbits") and k != "quant_mode"}
+    fp32 = Architecture.create("tiny", "cnn1d", (2, 16), 3, {**choices, "precision": "fp32"})
+    g8 = M.lower(pooled_cnn1d_arch().ops, (2, 16))
+    g32 = M.lower(fp32.ops, (2, 16))
+    assert "QUANTIZE" in [op.code for op in g8.ops] and "QUANTIZE" not in [op.code for op in g32.ops]
+    assert len(g32.ops) == len(g8.ops) - 3
+    assert g32.tensors[0] == 4 * g8.tensors[0] == 4 * 32
+    assert all(c.channels == 0 for c in M.constants(g32))  # float weights: no quantisation parameters
+
+
+# ---------------------------------------------------------------- against TFLite Micro
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    _need("litert_torch")
+    _need("tflite_micro")
+    from workbench.export import deployable_model
+    from workbench.exporters.tflite_format import write_int8
+    from workbench.exporters.tflm_runner import run_tflm
+
+    out = tmp_path_factory.mktemp("memory")
+    results = {}
+    for name, arch in (("mbconv", mbconv_arch()), ("cnn1d", pooled_cnn1d_arch())):
+        calib = np.random.default_rng(0).standard_normal((8, *arch.input_shape)).astype(np.float32)
+        path = out / f"{name}.int8.tflite"
+        write_int8(deployable_model(realistic_model(arch), arch), arch, calib, path, {})
+        results[name] = (arch, path, run_tflm(path))
+    return results
+
+
+@pytest.mark.parametrize("name", ["mbconv", "cnn1d"])
+def test_graph_and_arena_match_tflm(exported, name):
+    arch, path, run = exported[name]
+    predicted = M.lower(arch.ops, arch.input_shape)
+    written = M.graph_of_file(path)
+    assert [op.code for op in predicted.ops] == [op.code for op in written.ops]
+    assert predicted.tensors == written.tensors
+    if name == "cnn1d":
+        assert "QUANTIZE" in [op.code for op in predicted.ops]  # the pool feeding a conv
+    else:
+        assert {"PAD", "ADD", "MEAN", "FULLY_CONNECTED"} <= {op.code for op in predicted.ops}
+    est = M.estimate_memory(arch, M.HOST_TFLM)
+    assert est.arena.activations + est.arena.scratch == run.head  # TFLM's planned head, to the byte
+    assert abs(est.arena.persistent - run.tail) <= 32  # persistent: fitted op data, alignment padding
+    assert abs(est.sram_bytes - run.total) / run.total < 0.02
+    assert abs(est.file_bytes - path.stat().st_size) / path.stat().st_size < 0.05
+
+
+def test_tflm_runner_reports_outputs(exported):
+    from workbench.exporters.tflm_runner import run_tflm
+
+    arch, path, _ = exported["mbconv"]
+    x = np.zeros((2, 8, 8, 1), np.int8)
+    run = run_tflm(path, x)
+    assert run.outputs.shape == (2, 3) and run.outputs.dtype == np.int8
+    assert (run.outputs[0] == run.outputs[1]).all()
+
+
+def test_mismatch_warning_names_the_parts():
+    from workbench.exporters.tflm_check import compare
+    from workbench.exporters.tflm_runner import TflmRun
+
+    pred = M.MemoryEstimate(M.Arena(1000, 0, 500), 10_000, 0)
+    run = TflmRun(total=2000, head=1500, tail=500)
+    record, warnings = compare(pred, run, 10_100)
+    assert len(warnings) == 1 and "SRAM" in warnings[0] and "-25.0 %" in warnings[0]
+    assert "activations+scratch 1,000 vs 1,500" in warnings[0] and "persistent 500 vs 500" in warnings[0]
+    assert record["flash"]["relative_error"] == pytest.approx(-0.0099, abs=1e-4)
+    assert compare(pred, TflmRun(total=1500, head=1000, tail=500), 10_000)[1] == []
+
+
+# ---------------------------------------------------------------- export: manifest + bundle
+
+@pytest.fixture(scope="module")
+def bundle_export(tmp_path_factory):
+    _need("litert_torch")
+    _need("tflite_micro")
+    from workbench.data import load_dataset
+    from workbench.export import export_model
+
+    arch = mbconv_arch()
+    out = tmp_path_factory.mktemp("bundle")
+    return export_model(realistic_model(arch), arch, load_dataset("digits"), out, ["tflm"], name="tiny", repeats=5)
+
+
+def test_manifest_records_tflm_numbers(bundle_export):
+    entry = bundle_export.manifest["files"]["tflm"]
+    tflm = entry["tflm"]
+    assert tflm["arena_bytes"] == tflm["head_bytes"] + tflm["tail_bytes"] > 0
+    assert tflm["samples"] == entry["verification"]["samples"]
+    assert tflm["agreement"]["within_one_step"] is True
+    mem = tflm["memory"]
+    assert mem["sram"]["measured"] == tflm["arena_bytes"]
+    assert mem["sram"]["parts"]["activations+scratch"]["predicted"] == tflm["head_bytes"]
+    assert mem["flash"]["measured"] == entry["bytes"]
+    assert abs(mem["flash"]["relative_error"]) < 0.05 and abs(mem["sram"]["relative_error"]) < 0.05
+    assert entry["warnings"] == []
+
+
+def test_bundle_array_is_the_file_and_resolver_lists_its_ops(bundle_export):
+    entry = bundle_export.manifest["files"]["tflm"]
+    folder = bundle_export.out_dir / entry["bundle"]["folder"]
+    data = (bundle_export.out_dir / entry["file"]).read_bytes()
+    text = (folder / "model_data.cc").read_text()
+    assert "alignas(16)" in text
+    array = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", text))
+    assert array == data and f"g_model_data_len = {len(data)};" in text
+    resolver = (folder / "op_resolver.h").read_text()
+    ops = sorted({op.code for op in M.graph_of_file(bundle_export.out_dir / entry["file"]).ops})
+    assert entry["bundle"]["ops"] == ops
+    assert re.findall(r"resolver\.(\w+)\(\)", resolver) == [M_RESOLVER[op] for op in ops]
+    settings = (folder / "model_settings.h").read_text()
+    arena = int(re.search(r"#define MODEL_ARENA_BYTES (\d+)", settings).group(1))
+    assert arena >= entry["tflm"]["arena_bytes"] * 1.1 and arena % 1024 == 0
+    assert {"README.md", "inference.cc", "model_io.c", "model_io.h", "model_data.h"} <= {p.name for p in folder.iterdir()}
+
+
+M_RESOLVER = {"ADD": "AddAdd", "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+              "FULLY_CONNECTED": "AddFullyConnected", "MEAN": "AddMean", "PAD": "AddPad"}
+
+
+@pytest.mark.parametrize("compiler, flags", [("g++", ["-std=c++17"]), ("gcc", ["-std=c99"]),
+                                             ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-std=c99"]),
+                                             ("arm-none-eabi-g++", ["-mcpu=cortex-m4", "-mthumb", "-std=c++17"])])
+def test_bundle_compiles(bundle_export, tmp_path, compiler, flags):
+    """The parts that need no TFLM headers: the C array and the quantisation helpers."""
+    cc = _tool(compiler)
+    entry = bundle_export.manifest["files"]["tflm"]
+    folder = bundle_export.out_dir / entry["bundle"]["folder"]
+    source = "model_data.cc" if compiler.endswith("++") else "model_io.c"
+    done = subprocess.run([cc, *flags, "-Wall", "-Werror", "-c", str(folder / source), "-o", str(tmp_path / "o.o")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------------- profiles
+
+def test_profile_memory_section_is_validated(tmp_path):
+    from workbench.profiles import load_profile, parse_profile
+    from workbench.yamlio import load_yaml_mapping
+
+    shipped = load_profile("stm32f746")
+    data = load_yaml_mapping(__import__("pathlib").Path(shipped.path))
+    assert shipped.memory.kernels == "cmsis-nn" and shipped.memory.pointer_bytes == 4
+    for field, value in (("kernels", "fast"), ("pointer_bytes", 6), ("code_kb", {"CONV_2D": -1}), ("typo", 1)):
+        bad = {**data, "memory": {**data["memory"], field: value}}
+        with pytest.raises(WorkbenchError) as err:
+            parse_profile(bad, __import__("pathlib").Path(shipped.path))
+        assert "memory." in str(err.value)

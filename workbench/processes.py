@@ -1,0 +1,140 @@
+"""Worker processes on this machine, and the signals that stop a search cleanly.
+
+- SIGTERM is handled like Ctrl-C (SIGINT): the running trial is marked failed and queued again, and
+  the command exits (130 for SIGINT, 143 for SIGTERM) — see :func:`signals_as_interrupts`.
+- Helpers started by ``workbench search --workers N`` never outlive their parent: on Linux the kernel
+  sends each one SIGTERM when the parent dies for any reason (``PR_SET_PDEATHSIG``, even after
+  ``kill -9``), and an interrupted parent passes the interrupt on and waits at most ``STOP_GRACE_S``
+  before it kills a helper that has not stopped.
+- Cleanup after an interrupt runs with SIGINT/SIGTERM held back (:func:`shielded`), so a second
+  Ctrl-C cannot break a storage write half-way and print a traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+STOP_GRACE_S = 10
+_PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+REDELIVER_S = 1.0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered where Python delivers Ctrl-C, so one code path stops a search."""
+
+
+class _Delivery:
+    """An interrupt raised while Python runs a finalizer or a weakref callback is printed as "Exception
+    ignored" and lost — the process went on as if nothing had happened. So the signal is sent to the main
+    thread again every ``REDELIVER_S`` until the code that stops the search calls :func:`acknowledge`."""
+
+    def __init__(self):
+        self.acknowledged = threading.Event()
+        self.pending: int | None = None
+
+    def on_signal(self, signum, _frame):
+        if self.pending is None:
+            self.pending = signum
+            self.acknowledged.clear()
+            threading.Thread(target=self._redeliver, args=(signum,), daemon=True).start()
+        raise Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def _redeliver(self, signum: int) -> None:
+        while not self.acknowledged.wait(REDELIVER_S):
+            signal.pthread_kill(threading.main_thread().ident, signum)
+
+
+_delivery = _Delivery()
+
+
+def acknowledge() -> None:
+    """The interrupt reached the code that stops the search: stop sending it again."""
+    _delivery.acknowledged.set()
+
+
+@contextlib.contextmanager
+def signals_as_interrupts():
+    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` (one) in the main thread while the
+    block runs, delivered until acknowledged (see :class:`_Delivery`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _delivery.pending = None
+    previous = {sig: signal.signal(sig, _delivery.on_signal) for sig in STOP_SIGNALS}
+    previous_hook = sys.unraisablehook
+
+    def quiet_lost_interrupts(unraisable):  # a lost interrupt is sent again: no "Exception ignored" traceback
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_lost_interrupts
+    try:
+        yield
+    finally:
+        acknowledge()
+        sys.unraisablehook = previous_hook
+        interrupted = _delivery.pending is not None  # a re-sent signal may still be on its way: let it pass
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if interrupted else handler)
+
+
+def ignore_stop_signals() -> None:
+    """After an interrupt has been handled: further Ctrl-C/SIGTERM while the process exits change nothing."""
+    acknowledge()
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def shielded():
+    """Hold SIGINT/SIGTERM back while the block runs (a cleanup write); they arrive right after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # not Linux: the parent's own stop_workers still applies
+        pass
+
+
+def start_workers(args: list[str], n: int) -> list[subprocess.Popen]:
+    """``n`` ``workbench ARGS`` processes that die with this one."""
+    command = [sys.executable, "-m", "workbench.cli", *args]
+    return [subprocess.Popen(command, preexec_fn=_die_with_parent) for _ in range(n)]
+
+
+def stop_workers(procs: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    """Interrupt every running helper, give them ``grace_s`` together to mark their trials, then kill."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+    end = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """Shell convention: 128 + the signal number."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
