@@ -280,10 +280,12 @@ def _reload(page, figure_in):
     page.locator(".jp-NotebookPanel:visible").wait_for()
     figure = figure_in(page).locator(".wb-plot .js-plotly-plot .main-svg").first
     try:
-        figure.wait_for(timeout=90_000)
+        figure.wait_for(timeout=RUN_TIMEOUT_S * 1000)  # restoring every widget is slow on 2 busy cores
     except Exception as exc:
         lost = page.get_by_text("Error displaying widget").count()
-        raise AssertionError(f"no figure after a reload ({lost} widgets not restored); browser console: "
+        plots = page.evaluate("() => ({plotly: !!window.Plotly, plots: [...document.querySelectorAll('.wb-plot')]"
+                              ".map(e => ({...e.dataset}))})")
+        raise AssertionError(f"no figure after a reload ({lost} widgets not restored; {plots}); browser console: "
                              f"{page.console_errors[-20:]}") from exc
 
 

@@ -25,7 +25,9 @@ def fake_training(monkeypatch):
 def make_search(tmp_path, **kwargs):
     options = dict(study_name="s", storage=f"sqlite:///{tmp_path / 'studies.db'}", epochs=1, seed=0)
     options.update(kwargs)
-    return Search(options.pop("space", "sensor-imu"), options.pop("device", "stm32f746"), "basic-motions", **options)
+    space = options.pop("space", "sensor-imu")
+    data = options.pop("data", {"sensor-imu": "basic-motions", "vision": "digits"}[space])
+    return Search(space, options.pop("device", "stm32f746"), data, **options)
 
 
 def test_candidates_over_budget_are_rejected_before_training(tmp_path, fake_training):

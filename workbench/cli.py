@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_reliability_flags(p) -> None:
     p.add_argument("--heartbeat", type=int, default=10, metavar="S",
                    help="seconds between heartbeats of a running trial; a trial silent for 3 beats is failed and "
-                   "retried once (RDB storages; 0 disables; default %(default)s)")
+                   "retried once (every storage; 0 disables; default %(default)s)")
 
 
 def cmd_quickstart(args) -> int:

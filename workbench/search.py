@@ -101,7 +101,7 @@ class Search:
     epochs: int = 3
     population: int = 16
     listeners: list[Callable[[TrialOutcome], None]] = field(default_factory=list)
-    heartbeat_s: int | None = HEARTBEAT_S  # RDB storages: detect and retry trials of dead workers
+    heartbeat_s: int | None = HEARTBEAT_S  # every storage: detect and retry trials of dead workers (None: off)
     poll_s: float = 1.0  # how often a worker that waits for others' trials looks again
     worker: int = 0  # distinguishes the sampler seeds of workers that share a study
     evaluator: str = "train"  # or a training-free proxy: "synflow", "naswot" (seconds → milliseconds per trial)

@@ -168,11 +168,11 @@ def _create_schema_once(url: str, engine_kwargs: dict, heartbeat: dict, attempts
 
 
 def _check_file(path: Path, shown: str, *, create: bool, sqlite: bool) -> None:
-    """Problems a file storage shows before it is opened: a missing folder, a folder instead of a file,
-    a file that is not what the URL says, no permission to create or write."""
-    what = "SQLite file" if sqlite else "journal file"
+    """Problems a file storage shows before it is opened: a missing folder, a folder instead of a file, no
+    permission to read, create or write, a full disk."""
+    what = "an SQLite file" if sqlite else "a journal file"
     if path.is_dir():
-        raise StorageFault(f"storage {shown}: {path} is a folder, not a {what}; give a file path "
+        raise StorageFault(f"storage {shown}: {path} is a folder, not {what}; give a file path "
                            f"(e.g. {path / ('studies.db' if sqlite else 'studies.log')})")
     if not path.parent.is_dir():
         raise WorkbenchError(f"--storage: folder {path.parent} does not exist (for {shown})")
@@ -291,7 +291,7 @@ def _quick_check(engine, shown: str) -> None:
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        verdict = [row[0] for row in conn.execute(text("PRAGMA quick_check(3)"))]
+        verdict = [" ".join(str(row[0]).split()) for row in conn.execute(text("PRAGMA quick_check(3)"))]
     if verdict != ["ok"]:
         raise StorageFault(f"storage {shown}: the file is damaged (SQLite quick_check: {'; '.join(verdict)[:200]}); "
                            f"restore it from a backup, or recover what is readable with `sqlite3 FILE .recover`")

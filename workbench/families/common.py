@@ -66,3 +66,22 @@ def classifier_segment(shape, classes, wbits, abits, head_width=0) -> Segment:
 # choice names of block i (b1, b2, …), spelled once: lowering runs per scored architecture
 BLOCK_KEYS = tuple((f"b{i}", f"b{i}_width", f"b{i}_kernel", f"b{i}_stride", f"b{i}_pool", f"b{i}_wbits")
                    for i in range(1, 17))
+
+
+def parse_image_input(f, default_channels: int) -> tuple[int, tuple[int, ...]]:
+    """``input: {channels, resolution}`` of the image families: (channels, resolution choices)."""
+    inp = f.sub("input")
+    channels = int(inp.number("channels", default_channels, minimum=1, maximum=64, integer=True))
+    resolution = inp.int_choices("resolution", minimum=8, maximum=1024)
+    inp.reject_unknown()
+    return channels, resolution
+
+
+def parse_square_stem(f, default_stride: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``stem: {width, kernel, stride}`` of a square conv stem: (width, kernel, stride) choices."""
+    stem = f.sub("stem")
+    spec = (stem.int_choices("width", maximum=1024), stem.int_choices("kernel", 3, maximum=11),
+            stem.int_choices("stride", default_stride, maximum=4))
+    require_odd(stem, "kernel", spec[1])
+    stem.reject_unknown()
+    return spec

@@ -8,7 +8,8 @@ from functools import lru_cache
 from ..ops import Op, Segment, out_len
 from ..yamlio import Fields
 from . import Family, register
-from .common import PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd as _require_odd
+from .common import (PRECISION_BITS, classifier_segment, conv_segment, data_dim, parse_image_input,
+                     parse_square_stem, require_odd as _require_odd)
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,9 @@ class MBConvFamily(Family):
     name = "mbconv"
 
     def parse(self, f):
-        inp = f.sub("input")
-        channels = int(inp.number("channels", 1, minimum=1, maximum=64, integer=True))
-        resolution = inp.int_choices("resolution", minimum=8, maximum=1024)
-        inp.reject_unknown()
+        channels, resolution = parse_image_input(f, 1)
         classes = int(f.number("classes", 10, minimum=2, maximum=100000, integer=True))
-        stem = f.sub("stem")
-        stem_spec = (stem.int_choices("width", maximum=1024), stem.int_choices("kernel", 3, maximum=11),
-                     stem.int_choices("stride", 2, maximum=4))
-        _require_odd(stem, "kernel", stem_spec[1])
-        stem.reject_unknown()
+        stem_spec = parse_square_stem(f, 2)
         raw_stages = f.raw("stages")
         if not isinstance(raw_stages, list) or not raw_stages:
             raise f.error("expected a non-empty list of stages", "stages")

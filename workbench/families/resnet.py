@@ -13,7 +13,8 @@ from functools import lru_cache
 from ..ops import Op, Segment
 from ..yamlio import Fields
 from . import Family, register
-from .common import PRECISION_BITS, classifier_segment, conv_segment, data_dim, require_odd, window_out
+from .common import (PRECISION_BITS, classifier_segment, conv_segment, data_dim, parse_image_input,
+                     parse_square_stem, require_odd, window_out)
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,9 @@ class ResNetFamily(Family):
     name = "resnet"
 
     def parse(self, f):
-        inp = f.sub("input")
-        channels = int(inp.number("channels", 3, minimum=1, maximum=64, integer=True))
-        resolution = inp.int_choices("resolution", minimum=8, maximum=1024)
-        inp.reject_unknown()
+        channels, resolution = parse_image_input(f, 3)
         classes = int(f.number("classes", 10, minimum=2, maximum=100000, integer=True))
-        stem = f.sub("stem")
-        stem_spec = (stem.int_choices("width", maximum=1024), stem.int_choices("kernel", 3, maximum=11),
-                     stem.int_choices("stride", 1, maximum=4))
-        require_odd(stem, "kernel", stem_spec[1])
-        stem.reject_unknown()
+        stem_spec = parse_square_stem(f, 1)
         raw = f.raw("stages")
         if not isinstance(raw, list) or not 1 <= len(raw) <= len(_STAGE_KEYS):
             raise f.error(f"expected a list of 1 to {len(_STAGE_KEYS)} stages", "stages")

@@ -234,7 +234,7 @@ class ParetoExplorer(widgets.VBox):
         return dict(type="scatter", mode="markers+text", name=f"{LABELS[REJECTED]} ({len(self.groups[REJECTED])})",
                     x=xs, y=ys, xaxis="x2" if on_rug else "x", yaxis="y2" if on_rug else "y",
                     text=texts, textposition="top left", textfont=dict(size=10, color=COLORS["rejected"]),
-                    customdata=numbers, hovertext=hovers, hoverinfo="text",
+                    customdata=numbers, hovertext=hovers, hoverinfo="text", cliponaxis=False,
                     marker=dict(color=COLORS["rejected"], symbol=symbols, size=9,
                                 line=dict(width=2, color=COLORS["rejected"])))
 
