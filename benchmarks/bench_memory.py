@@ -14,8 +14,8 @@ memory does not depend on training), load it in TFLM (``tflite-micro`` host buil
 Prints the share within ±5 % per space and the worst cases. Measured rows go to ``--rows`` as they
 come (architectures round robin over the spaces), and ``--rescore`` re-scores them without exporting.
 
-    nice python benchmarks/bench_memory.py --n 100 --seed 0 --rows bench_memory.jsonl
-    python benchmarks/bench_memory.py --rows bench_memory.jsonl --rescore   # the table again, no exports
+    nice python benchmarks/bench_memory.py --n 100 --seed 0        # rows in runs/bench_memory.jsonl
+    python benchmarks/bench_memory.py --rescore                    # the table again, no exports
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
                     help="start at this architecture index (split one run over processes: --first 50 --n 100)")
     ap.add_argument("--spaces", nargs="+", default=list(SPACES))
     ap.add_argument("--worst", type=int, default=3)
-    ap.add_argument("--rows", default="bench_memory.jsonl",
+    ap.add_argument("--rows", default="runs/bench_memory.jsonl",
                     help="measured rows are appended here (one JSON per line) as they come")
     ap.add_argument("--rescore", action="store_true",
                     help="do not export: re-score the rows already in --rows with the current model")
@@ -128,6 +128,7 @@ def main(argv=None) -> int:
     if not args.rescore:
         archs = {name: load_space(name).random_archs(args.n, seed=args.seed, precisions=["int8"])
                  for name in args.spaces}
+        rows_path.parent.mkdir(parents=True, exist_ok=True)
         rows_path.write_text("")
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:

@@ -424,5 +424,22 @@ def cmd_export(args) -> int:
     return 0 if result.ok else 1
 
 
+def run() -> None:
+    """The ``workbench`` command (and ``python -m workbench.cli``): :func:`main`, then exit with its code.
+
+    Once the work is done, a Ctrl-C or SIGTERM that arrives while the interpreter shuts down is ignored:
+    otherwise Python would re-raise it at exit and the shell would see a process killed by the signal
+    after it had finished (and printed) everything."""
+    from .processes import ignore_stop_signals
+
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's own handling started, or just after it ended
+        print("\ninterrupted", file=sys.stderr)
+        code = 130
+    ignore_stop_signals()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

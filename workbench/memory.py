@@ -5,8 +5,8 @@ fused-op list. The converter inserts a ``PAD`` before every strided convolution 
 symmetrically, TFLite ``SAME`` does not), turns a 1-input-channel convolution into a
 ``DEPTHWISE_CONV_2D``, wraps 1-D networks in ``TRANSPOSE``/``RESHAPE``/``QUANTIZE`` plumbing, and
 TFLM's greedy planner places tensors by size, not in the tidy in+out order. So each op kind is
-*lowered* here to the TFLite operators the exporter really emits (:data:`LOWERINGS`, keyed by op kind:
-the per-kind hook), with every tensor's shape, and then
+*lowered* to the TFLite operators the exporter really emits (each kind's :meth:`OpSpec.tflite
+<workbench.ops.OpSpec.tflite>` calls the ``lower_*`` helpers here), with every tensor's shape, and then
 
 * **activations** — tensor lifetimes over the schedule exactly as TFLM's ``AllocationInfoBuilder``
   marks them (graph inputs from step 0, an op's outputs and inputs at its step), sizes rounded up to
@@ -78,7 +78,6 @@ class Graph:
     ranks: list[int] = field(default_factory=list)
     ops: list[TOp] = field(default_factory=list)
     width: int = 1
-    unmodeled: int = 0  # ops of kinds without a lowering (modeled by a stand-in)
 
     def tensor(self, nbytes: int, rank: int) -> int:
         self.tensors.append(nbytes)
@@ -257,35 +256,6 @@ def lower_linear(g: Graph, x: int, op) -> int:
                  consts=g.weights(cin * cout, 2, cout, "fc"), channels=cout)
 
 
-# op kind → lowering (graph, input tensor id, op) → output tensor id. The per-kind hook: a new op kind
-# adds its entry here (or its op spec carries one) with the TFLite operators its export emits.
-LOWERINGS: dict[str, Callable] = {
-    "conv2d": lower_conv,
-    "conv1d": lower_conv,
-    "resblock": lower_resblock,
-    "maxpool2d": lower_pool2d,
-    "avgpool2d": lower_pool2d,
-    "flatten": lower_flatten,
-    "linear_relu": lower_linear,
-    "mbconv": lower_mbconv,
-    "dsconv2d": lower_dsconv2d,
-    "maxpool1d": lower_pool1d,
-    "avgpool1d": lower_pool1d,
-    "gap": lower_gap,
-    "linear": lower_linear,
-}
-
-
-def lower_unmodeled(g: Graph, x: int, op) -> int:
-    """An op kind without a lowering: one operator reading its input and writing its output, with its
-    layers' weights — a stand-in that keeps scoring working; counted in :attr:`Graph.unmodeled`."""
-    g.unmodeled += 1
-    weights = sum(layer.weights for layer in op.layers)
-    channels = sum(layer.biases for layer in op.layers)
-    consts = g.weights(weights, 4, channels) if weights else ()
-    return g.add(f"UNMODELED_{op.kind.upper()}", [x], _prod(op.out_shape), consts=consts, channels=channels)
-
-
 def graph_inputs(g: Graph, in_shape) -> int:
     """The graph's input tensor, plus the channel-last → 2-D plumbing the converter adds for 1-D inputs."""
     n = _prod(in_shape) * g.width
@@ -310,11 +280,10 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
     x = graph_inputs(g, input_shape)
     for i, op in enumerate(ops):
         feeds_conv = i + 1 < len(ops) and ops[i + 1].kind in ("conv1d", "conv2d")
-        tensors, ranks, frag_ops, out, unmodeled = _fragment(op, feeds_conv, g.width)
+        tensors, ranks, frag_ops, out = _fragment(op, feeds_conv, g.width)
         base = len(g.tensors) - 1  # fragment tensor k >= 1 becomes base + k; 0 is the op's input x
         g.tensors.extend(tensors)
         g.ranks.extend(ranks)
-        g.unmodeled += unmodeled
         for top in frag_ops:
             g.ops.append(top._replace(inputs=tuple(x if t == 0 else base + t for t in top.inputs),
                                       output=base + top.output))
@@ -324,13 +293,12 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
 
 @lru_cache(maxsize=1 << 16)
 def _fragment(op, feeds_conv: bool, width: int) -> tuple:
-    """(tensor sizes, ranks, operators, output id, unmodeled) of one op lowered on its own; tensor 0
+    """(tensor sizes, ranks, operators, output id) of one op lowered on its own; tensor 0
     stands for the op's input."""
     f = Graph(width=width)
     f.tensor(0, 0)
-    fn = LOWERINGS.get(op.kind, lower_unmodeled)
-    out = fn(f, 0, op, followed_by_conv=feeds_conv) if fn is lower_pool1d else fn(f, 0, op)
-    return tuple(f.tensors[1:]), tuple(f.ranks[1:]), tuple(f.ops), out, f.unmodeled
+    out = op.spec.tflite(f, 0, op, feeds_conv)
+    return tuple(f.tensors[1:]), tuple(f.ranks[1:]), tuple(f.ops), out
 
 
 # ---------------------------------------------------------------- TFLM's memory planner
@@ -560,7 +528,6 @@ class MemoryEstimate(NamedTuple):
     arena: Arena
     file_bytes: int
     code_bytes: int
-    unmodeled_ops: int = 0  # ops whose kind has no lowering (a stand-in was used)
 
     @property
     def sram_bytes(self) -> int:
@@ -584,7 +551,7 @@ def estimate_int8_export(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
     """Arena and flash of the full-INT8 ``.tflite`` of ``arch`` whatever its policy (``tflite-int8``
     quantises an fp32 trial too): what the export check compares with TFLM."""
     g = lower(arch.ops, arch.input_shape, width=1)
-    return MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime), g.unmodeled)
+    return MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
 
 
 def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
@@ -597,7 +564,7 @@ def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
         if len(memo) >= MEMO_LIMIT:
             memo.clear()
         g = lower(arch.ops, arch.input_shape)
-        hit = memo[key] = MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime), g.unmodeled)
+        hit = memo[key] = MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
     return hit
 # ---------------------------------------------------------------- reading a written file back
 

@@ -232,6 +232,12 @@ class OpSpec:
         """Append the op's deployed ONNX nodes to profiler graph ``g`` reading ``x``; return the output name."""
         raise NotImplementedError
 
+    def tflite(self, g, x: int, op: Op, feeds_conv: bool = False) -> int:
+        """Append the TFLite operators the exporter emits for the op to memory graph ``g`` (a
+        :class:`workbench.memory.Graph`) reading tensor ``x``; return the output tensor (the TFLM arena
+        and file-size models read this). ``feeds_conv``: the next op is a convolution."""
+        raise NotImplementedError
+
 
 SPECS: dict[str, OpSpec] = {}
 
@@ -256,6 +262,13 @@ def _torch():
     from . import builder
 
     return builder
+
+
+def _tflm():
+    """The TFLite lowering helpers of the memory model (imported on first use: they import this module)."""
+    from . import memory
+
+    return memory
 
 
 def _conv_layer(name, op, cin, cout, groups=1, kh=None, kw=None, in_hw=None, out_hw=None, held=0) -> Layer:
@@ -284,6 +297,9 @@ class Conv2dSpec(OpSpec):
         return g.conv2d(x, op.in_shape[1:], op.in_shape[0], op.out_shape[0], (op.kh, op.kw), (op.sh, op.sw), 1, "relu6")
 
 
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_conv(g, x, op)
+
 @register
 class Conv1dSpec(OpSpec):
     kind = "conv1d"
@@ -303,6 +319,9 @@ class Conv1dSpec(OpSpec):
     def onnx(self, g, x, op):
         return g.conv(x, op.in_shape[0], op.out_shape[0], op.kernel, op.stride, 1, 1, True)
 
+
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_conv(g, x, op)
 
 @register
 class MBConvSpec(OpSpec):
@@ -347,6 +366,9 @@ class MBConvSpec(OpSpec):
         return g.node("Add", [y, x]) if op.skip else y
 
 
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_mbconv(g, x, op)
+
 @register
 class DSConv2dSpec(OpSpec):
     kind = "dsconv2d"
@@ -370,6 +392,9 @@ class DSConv2dSpec(OpSpec):
         y = g.conv2d(x, op.in_shape[1:], cin, cin, (op.kh, op.kw), (op.sh, op.sw), cin, "relu6")
         return g.conv(y, cin, op.out_shape[0], 1, 1, 1, 2, True)
 
+
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_dsconv2d(g, x, op)
 
 @register
 class ResBlockSpec(OpSpec):
@@ -403,6 +428,9 @@ class ResBlockSpec(OpSpec):
         return g.node("Relu", [g.node("Add", [y, s])])
 
 
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_resblock(g, x, op)
+
 class _PoolSpec(OpSpec):
     """Max/average pooling over a 'valid' window (no weights; elementwise in the latency model)."""
 
@@ -426,6 +454,11 @@ class _PoolSpec(OpSpec):
             return cls[1]((op.kh, op.kw), (op.sh, op.sw)), False
         return cls[0](op.kernel, op.stride), False
 
+
+    def tflite(self, g, x, op, feeds_conv=False):
+        if len(op.in_shape) == 2:
+            return _tflm().lower_pool1d(g, x, op, feeds_conv)
+        return _tflm().lower_pool2d(g, x, op)
 
 @register
 class MaxPool1dSpec(_PoolSpec):
@@ -480,6 +513,9 @@ class GapSpec(OpSpec):
         return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
 
 
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_gap(g, x, op)
+
 @register
 class FlattenSpec(OpSpec):
     kind = "flatten"
@@ -499,6 +535,9 @@ class FlattenSpec(OpSpec):
     def onnx(self, g, x, op):
         return g.node("Flatten", [x], axis=1)
 
+
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_flatten(g, x, op)
 
 @register
 class LinearSpec(OpSpec):
@@ -524,6 +563,9 @@ class LinearSpec(OpSpec):
         y = g.node("Gemm", [x, g.const("w", w), g.const("b", [0.0] * cout)], transB=1)
         return g.node("Relu", [y]) if self.relu else y
 
+
+    def tflite(self, g, x, op, feeds_conv=False):
+        return _tflm().lower_linear(g, x, op)
 
 @register
 class LinearReluSpec(LinearSpec):

@@ -106,8 +106,6 @@ def compare(pred, run, file_size: int) -> tuple[dict, list[str]]:
                   "parts": {"file": {"predicted": pred.file_bytes, "measured": file_size}},
                   "note": "runtime code is a per-profile estimate (not in the file); see 'predicted'"},
     }
-    if pred.unmodeled_ops:
-        record["unmodeled_ops"] = pred.unmodeled_ops
     warnings = []
     for what in ("sram", "flash"):
         entry = record[what]
