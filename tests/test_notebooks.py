@@ -319,3 +319,19 @@ def test_errors_show_as_one_line_without_cli_flags():
     assert notebook_message(exc) == "trials: the study stores no target number of trials; give latency_budget too"
     html = one_line_error(exc)
     assert "--" not in html and "Traceback" not in html and html.count("<div") == 1
+
+
+def test_missing_notebook_extras_are_named_with_the_install_command():
+    """Without ipywidgets/plotly the import fails at once with one message naming them and the command."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['plotly'] = None; sys.modules['ipywidgets'] = None\n"
+            "import importlib.util as u; real = u.find_spec\n"
+            "u.find_spec = lambda name, *a: None if name in ('plotly', 'ipywidgets') else real(name, *a)\n"
+            "import workbench.widgets")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: workbench.widgets needs ipywidgets, plotly")
+    assert 'pip install -e ".[notebook]"' in last

@@ -20,6 +20,7 @@ extra row/column at the end); poolings are 'valid' (no padding).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import ceil
@@ -189,12 +190,12 @@ _KEY_FIELDS: dict[str, Callable[[Op], str]] = {
 
 # ---------------------------------------------------------------- the spec of an op kind
 
-class OpSpec:
+class OpSpec(ABC):
     """Everything the workbench knows about one op kind, in one place.
 
-    Subclasses set the class attributes and implement :meth:`layers`, :meth:`torch_body` and
-    :meth:`onnx`; :meth:`layer_type` and :meth:`residual_elems` have defaults. ``tflite_ops`` is the
-    TFLite operator sequence one op executes as (per-kind hooks of memory/flash models read it).
+    Subclasses set the class attributes and implement :meth:`layers`, :meth:`torch_body`, :meth:`onnx`
+    and :meth:`tflite`; :meth:`layer_type` and :meth:`residual_elems` have defaults. ``tflite_ops`` lists
+    the compute operators :meth:`tflite` may emit (checked by ``tests/test_vocabulary.py``).
     """
 
     kind = ""
@@ -204,8 +205,9 @@ class OpSpec:
     has_weights = True  # False: nothing to quantise (pooling, reshaping)
     tflite_ops: tuple[str, ...] = ()
 
+    @abstractmethod
     def layers(self, op: Op) -> tuple[Layer, ...]:
-        raise NotImplementedError
+        """The op's runtime layers (what each reads, writes, keeps alive, stores and computes)."""
 
     def layer_type(self, layer: Layer, op: Op) -> str | None:
         """The latency model's compute class of a layer: conv, depthwise, pointwise, fc, or None for
@@ -224,19 +226,19 @@ class OpSpec:
         """Elements of a residual add that no layer of the schedule lists (latency model)."""
         return 0
 
+    @abstractmethod
     def torch_body(self, op: Op):
         """(PyTorch module computing the op, residual-add flag) for :func:`workbench.builder.build_model`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def onnx(self, g, x: str, op: Op) -> str:
         """Append the op's deployed ONNX nodes to profiler graph ``g`` reading ``x``; return the output name."""
-        raise NotImplementedError
 
+    @abstractmethod
     def tflite(self, g, x: int, op: Op, feeds_conv: bool = False) -> int:
         """Append the TFLite operators the exporter emits for the op to memory graph ``g`` (a
         :class:`workbench.memory.Graph`) reading tensor ``x``; return the output tensor (the TFLM arena
         and file-size models read this). ``feeds_conv``: the next op is a convolution."""
-        raise NotImplementedError
 
 
 SPECS: dict[str, OpSpec] = {}

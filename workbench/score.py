@@ -403,21 +403,23 @@ def format_score(result: ModelScore) -> str:
     devices = list(result.costs)
     m = result.model
     key_w = max(len(op.key) for op in m.ops)
-    head = f"{'#':>3}  {'op':<{key_w}}  {'MACs':>11}  {'params':>8}" + "".join(f"  {d[:12] + ' ms':>15}" for d in devices)
+    col_w = max(15, *(len(d) + 3 for d in devices))  # "<device> ms"
+    name_w = max(12, *(len(d) for d in devices))
+    head = f"{'#':>3}  {'op':<{key_w}}  {'MACs':>11}  {'params':>8}" + "".join(f"  {d + ' ms':>{col_w}}" for d in devices)
     shape = "x".join(map(str, m.input_shape))
     lines = [f"{m.path}: {m.format}, {m.precision}, input {shape} (channel first), {len(m.ops)} ops", head]
     for i, op in enumerate(m.ops):
         cells = []
         for d in devices:
             ms, guessed = result.per_op[d][i]
-            cells.append(f"  {'-' if ms is None else f'{ms:.4f}' + ('*' if guessed else ' '):>15}")
+            cells.append(f"  {'-' if ms is None else f'{ms:.4f}' + ('*' if guessed else ' '):>{col_w}}")
         lines.append(f"{i:>3}  {op.key:<{key_w}}  {op.macs:>11,}  {op.params:>8,}" + "".join(cells))
     lines.append("")
-    lines.append(f"{'device':<12} {'latency ms':>11} {'interp.':>8} {'peak SRAM KB':>13} {'flash KB':>9} "
+    lines.append(f"{'device':<{name_w}} {'latency ms':>11} {'interp.':>8} {'peak SRAM KB':>13} {'flash KB':>9} "
                  f"{'MACs':>12} {'params':>9}")
     for d, c in result.costs.items():
         lat = "unsupported" if c.latency_ms is None else f"{c.latency_ms:.3f}"
-        lines.append(f"{d:<12} {lat:>11} {c.interpolated_ops:>8} {c.peak_sram_kb:>13.1f} {c.flash_kb:>9.1f} "
+        lines.append(f"{d:<{name_w}} {lat:>11} {c.interpolated_ops:>8} {c.peak_sram_kb:>13.1f} {c.flash_kb:>9.1f} "
                      f"{c.macs:>12,} {c.params:>9,}")
     if any(c.interpolated_ops for c in result.costs.values()):
         lines.append("* interpolated: the device's LUT has no entry for that op (fitted on its other entries)")

@@ -9,8 +9,17 @@ Every widget reads what the search stored (``workbench.front`` records with per-
 and survives a page reload: each figure is one synced state (``PlotView``), so a reloaded page draws what
 Python holds; ``LiveSearch.attach(study, storage)`` finds a running search again. Importing this package
 in IPython shows a ``WorkbenchError`` as one line instead of a traceback.
-Needs the ``notebook`` extra (``pip install -e ".[notebook]"``).
+Needs the ``notebook`` extra (``pip install -e ".[notebook]"``): without it, importing this package raises
+one :class:`ImportError` naming the missing packages and that command, before anything else is imported.
 """
+import importlib.util as _importlib_util
+
+NOTEBOOK_PACKAGES = ("ipywidgets", "plotly", "anywidget")
+NOTEBOOK_INSTALL = 'pip install -e ".[notebook]"'
+_missing = [name for name in NOTEBOOK_PACKAGES if _importlib_util.find_spec(name) is None]
+if _missing:
+    raise ImportError(f"workbench.widgets needs {', '.join(_missing)} (the notebook extra): {NOTEBOOK_INSTALL}")
+
 from .common import StudyView, show_errors_as_one_line, study_view
 from .comparison import FrontComparison
 from .explorer import ParetoExplorer
