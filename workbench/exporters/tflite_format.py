@@ -134,11 +134,6 @@ def float_ops(path) -> list[str]:
     return out
 
 
-def op_names(path) -> list[str]:
-    """The file's operator sequence (no delegate applied)."""
-    return [op["op_name"] for op in _interpreter(path, delegates=False)._get_ops_details()]
-
-
 class TfliteRunner(Runner):
     """LiteRT interpreter (default XNNPACK delegate), single thread; quantises int8 inputs and
     dequantises int8 outputs with the tensors' own parameters."""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from functools import lru_cache
 
-from ..ops import Op, Segment, out_len
+from ..ops import Op, Segment, out_len, pool_len
 from . import Family, register
 from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, require_odd
 
@@ -29,7 +29,7 @@ def _block(shape, width, kernel, pool, pool_type, wbits, w8, abits, stage) -> Se
     ops = [conv]
     t = conv.out_shape[1]
     if pool > 1 and t >= pool:
-        ops.append(Op(f"{pool_type}pool1d", conv.out_shape, (width, (t - pool) // pool + 1), pool, pool,
+        ops.append(Op(f"{pool_type}pool1d", conv.out_shape, (width, pool_len(t, pool, pool)), pool, pool,
                       wbits=w8, abits=abits, stage=stage))
     return Segment(tuple(ops))
 
