@@ -2,9 +2,10 @@
 
 Objective without training, so it runs in seconds: a training-free accuracy proxy (SynFlow by
 default, or NASWOT; maximised) vs LUT latency on the target device (minimised), with the device's memory limits and
-a latency budget as constraints through ``trial.set_constraint`` — the same sampling, scoring and
-constraint path as ``workbench search``. Every sampler gets the same number of trials and the same
-seeds; hypervolumes use one shared, normalised reference box per (space, device).
+a latency budget as constraints through ``trial.set_constraint`` — the search's own objective
+(:func:`workbench.search.objective.objective`: the same sampling, costing, constraints and values as
+``workbench search``; infeasible candidates are not scored). Every sampler gets the same number of trials
+and the same seeds; hypervolumes use one shared, normalised reference box per (space, device).
 
     python benchmarks/bench_search_quality.py [--trials 60] [--seeds 5] [--space vision] [--device stm32f746]
                                               [--proxy synflow|naswot]
@@ -17,32 +18,23 @@ import time
 
 import optuna
 
-from workbench import TrialSuggester, estimate, load_profile, load_space
-from workbench.cost import violations
-from workbench.data import load_dataset
 from workbench.front import hypervolume_2d
-from workbench.proxies import naswot, synflow
-from workbench.search import make_sampler
+from workbench.search import EVALUATORS, SearchConfig, make_sampler
+from workbench.search.objective import evaluate, objective
 
 
-def run_study(space, device, dataset, sampler_name, seed, trials, budget, cache, proxy):
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(sampler_name, seed))
+def run_study(config, sampler_name, seed, trials, cache):
+    """One seeded study of ``trials`` candidates judged by the search's objective; its feasible points."""
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler(sampler_name, seed, context=config.sampler_context(seed)))
 
-    def objective(trial):
-        arch = space.sample(TrialSuggester(trial), precisions=device.precisions, data=dataset.data_shape)
-        cost = estimate(arch, device)
-        limits = violations(cost, device, budget)
-        for name, value in limits.items():
-            trial.set_constraint(name, value)
-        if arch not in cache:  # proxies are deterministic: score each architecture once across all runs
-            cache[arch] = (synflow(arch) if proxy == "synflow"
-                           else naswot(arch, dataset.adapted(arch.input_shape)[0][:64]))
-        feasible = max(limits.values()) <= 0
-        trial.set_user_attr("feasible", feasible)
-        return cache[arch], cost.latency_ms
+    def cached(arch, config, trial_number):  # proxies are deterministic: score each architecture once
+        if arch not in cache:
+            cache[arch] = evaluate(arch, config, trial_number)
+        return cache[arch]
 
-    study.optimize(objective, n_trials=trials)
-    return [(t.values[0], t.values[1]) for t in study.trials if t.user_attrs["feasible"]]
+    study.optimize(lambda trial: objective(trial, config, cached), n_trials=trials)
+    return [(t.values[0], t.values[1]) for t in study.trials if not t.user_attrs.get("rejected")]
 
 
 def main():
@@ -52,15 +44,15 @@ def main():
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--latency-budget", type=float, default=12.0)
-    parser.add_argument("--proxy", default="synflow", choices=("synflow", "naswot"))
+    parser.add_argument("--proxy", default="synflow", choices=[e for e in EVALUATORS.names() if e != "train"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space, device = load_space(args.space), load_profile(args.device)
-    dataset = load_dataset(space.dataset)
+    config = SearchConfig.load(args.space, args.device, latency_budget_ms=args.latency_budget, evaluator=args.proxy)
+    space, device = config.space, config.device
     cache: dict = {}
     start = time.perf_counter()
-    points = {s: [run_study(space, device, dataset, s, seed, args.trials, args.latency_budget, cache, args.proxy)
-                  for seed in range(args.seeds)] for s in ("random", "tpe", "nsga2")}
+    points = {s: [run_study(config, s, seed, args.trials, cache) for seed in range(args.seeds)]
+              for s in ("random", "tpe", "nsga2")}
     every = [p for runs in points.values() for run in runs for p in run]
     lo_s, hi_s = min(p[0] for p in every), max(p[0] for p in every)
     hi_l = max(p[1] for p in every)

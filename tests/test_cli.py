@@ -1,5 +1,7 @@
 """The CLI end to end on a tiny budget, and one clear line + exit 2 for every kind of bad input."""
+import csv
 import json
+import re
 
 import pytest
 
@@ -12,26 +14,26 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
               "--trials", 3, "--epochs", 1, "--study", "e2e", "--storage", storage, "--seed", 1)
     assert run.code == 0, run.err
     assert "Pareto front on stm32f746" in run.out and "stored in" in run.out
-    assert run.err.count("trial ") == 3  # one progress line per trial
-    assert [line.split("]")[0] for line in run.err.splitlines() if line.startswith("[")] == \
-        ["[  1/3", "[  2/3", "[  3/3"]
+    counters = [line.split("]")[0] for line in run.err.splitlines() if line.startswith("[")]
+    assert [c for c in counters if c != "[  -/3"] == ["[  1/3", "[  2/3", "[  3/3"]  # trained trials count
+    assert run.err.count("trial ") == len(counters)  # one progress line per trial
     assert "--device stm32l4r5" in run.out  # the closing hint names another device than the study's
     again = cli("search", "--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions",
                 "--trials", 3, "--epochs", 1, "--study", "e2e", "--storage", storage, "--seed", 1)
-    assert again.code == 0 and "already complete (3/3 trials)" in again.err and "trial " not in again.err
+    assert again.code == 0 and "already complete (3/3 trained trials)" in again.err and "trial " not in again.err
     assert "Pareto front on stm32f746" in again.out
     as_json = cli("pareto", "--study", "e2e", "--storage", storage, "--format", "json")
     rows = json.loads(as_json.out)
     assert rows and {"trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs"} <= set(rows[0])
     assert "study 'e2e' on stm32f746" in as_json.err  # the header goes to stderr for csv/json
     other = cli("pareto", "--study", "e2e", "--storage", storage, "--device", "stm32l4r5", "--format", "csv")
-    assert other.code == 0 and other.out.splitlines()[0].startswith("trial,accuracy,latency_ms")
+    assert other.code == 0 and other.out.splitlines()[0].startswith("trial,accuracy,accuracy_mean,accuracy_std,n,")
     assert "on stm32l4r5 (the study targeted stm32f746; no latency budget; objectives accuracy, latency)" \
         in other.err
     table = cli("pareto", "--study", "e2e", "--storage", storage)
     assert table.out.splitlines()[0].startswith("Pareto front of study 'e2e' on stm32f746 (the study's target;")
     m7 = {r["trial"]: r["latency_ms"] for r in rows}
-    m4 = {int(line.split(",")[0]): float(line.split(",")[2]) for line in other.out.splitlines()[1:]}
+    m4 = {int(row["trial"]): float(row["latency_ms"]) for row in csv.DictReader(other.out.splitlines())}
     assert all(m4[t] > m7[t] for t in m4.keys() & m7.keys())  # the slower M4 is predicted slower
 
 
@@ -43,10 +45,61 @@ def test_listing_commands(cli):
     assert "digits" in cli("datasets").out
 
 
-@pytest.mark.parametrize("command", ["search", "pareto", "quickstart", "profile", "spaces", "devices",
-                                     "model-lut", "datasets"])
-def test_help_everywhere(cli, command):
-    assert cli(command, "--help").code == 0
+COMMANDS = ["quickstart", "search", "worker", "pareto", "repeats", "spaces", "devices", "datasets", "profile",
+            "model-lut", "calibrate", "score", "export"]
+
+
+def _subparsers() -> dict:
+    import argparse
+
+    from workbench.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def _flat(text: str) -> str:
+    """Help text with argparse's line wrapping undone (it breaks at spaces and after hyphens)."""
+    return re.sub(r"([-,])\s+", r"\1", " ".join(text.split()))
+
+
+def test_top_level_help_names_every_command(cli):
+    run = cli("--help")
+    assert run.code == 0 and run.out.startswith("usage: workbench")
+    listed = {line.split()[0] for line in run.out.splitlines() if line.startswith("    ") and line.split()}
+    assert set(COMMANDS) <= listed and set(_subparsers()) <= listed
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_names_every_flag_choice_and_default(cli, command):
+    import argparse
+
+    run = cli(command, "--help")
+    assert run.code == 0 and run.out.startswith(f"usage: workbench {command}")
+    text = _flat(run.out)
+    for action in _subparsers()[command]._actions:
+        if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+            continue
+        names = action.option_strings or [action.metavar or action.dest]
+        assert all(name in text for name in names), (command, names)
+        for choice in action.choices or ():
+            assert str(choice) in text, (command, names[0], choice)
+        if action.default not in (None, False, argparse.SUPPRESS):
+            shown = ",".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else action.default
+            assert _flat(str(shown)) in text, f"{command} {names[0]}: default {action.default!r} not in its help"
+
+
+def test_help_shows_known_defaults(cli):
+    """A few defaults spelled out, so a help text that names the wrong value fails too."""
+    from workbench.storage import DEFAULT_STORAGE
+
+    search = _flat(cli("search", "--help").out)
+    assert "--storage" in search and f"(default {DEFAULT_STORAGE})" in search
+    assert "--seed SEED" in search and "(default 0)" in search
+    calibrate = _flat(cli("calibrate", "--help").out)
+    assert "--models-per-space" in calibrate and "(default 20)" in calibrate
+    export = _flat(cli("export", "--help").out)
+    assert "'best'" in export and "(default best)" in export
 
 
 def _bad_space(tmp_path, text):
@@ -171,16 +224,16 @@ def test_progress_counts_come_from_the_storage(tmp_path):
     a = Search("sensor-imu", "stm32f746", "basic-motions", listeners=[lambda o: seen.append(("a", o))], **common)
     b = Search("sensor-imu", "stm32f746", "basic-motions", listeners=[lambda o: seen.append(("b", o))], worker=1,
                **common)
-    objective = a._objective
+    judge = a._judge
 
-    def objective_while_other_worker_finishes(trial):
+    def judge_while_other_worker_finishes(trial, *args):
         if not seen:
             b.run(1)  # the other worker completes a trial while this one runs
-        return objective(trial)
+        return judge(trial, *args)
 
-    a._objective = objective_while_other_worker_finishes
+    a._judge = judge_while_other_worker_finishes
     a.run(2)
-    assert [(who, o.done, o.total) for who, o in seen] == [("b", 1, 1), ("a", 2, 2)]
+    assert [(who, o.done, o.total) for who, o in seen if o.counted] == [("b", 1, 1), ("a", 2, 2)]
     scored = [o for _, o in seen if not o.rejected]
     assert scored and all(" score " in f" {o.line()}" and " acc " not in o.line() for o in scored)
 
@@ -214,7 +267,7 @@ def test_data_adaptations_are_printed(tmp_path, cli):
 
 
 def _profile_files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_profile_refuses_a_foreign_profile_folder(tmp_path, cli, profile_copy):

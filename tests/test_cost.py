@@ -2,6 +2,7 @@
 import pytest
 
 from workbench import Architecture, estimate, load_profile, load_space
+from workbench.latency_model import set_per_inference_ms
 from workbench.ops import Op
 from workbench.profiles import entry_for, write_lut
 
@@ -84,10 +85,24 @@ def test_shipped_luts_cover_the_shipped_spaces(device):
             assert cost.interpolated_ops == 0 and cost.latency_ms > 0
 
 
-def test_latency_is_the_sum_of_lut_entries():
+def test_latency_is_the_sum_of_lut_entries_plus_one_per_inference_overhead(profile_copy):
     profile = load_profile("stm32f746")
     arch = load_space("vision").random_archs(1, seed=2, precisions=profile.precisions)[0]
-    assert estimate(arch, profile).latency_ms == pytest.approx(sum(profile.lut.mean_ms[k] for k in arch.op_keys))
+    lut_sum = sum(profile.lut.mean_ms[k] for k in arch.op_keys)
+    assert estimate(arch, profile).latency_ms == pytest.approx(profile.per_inference_ms + lut_sum, rel=1e-12)
+
+    folder = profile_copy("stm32f746")  # the same LUT with a 0.75 ms Invoke() overhead
+    set_per_inference_ms(folder / "profile.yaml", 0.75, "test")
+    with_overhead = load_profile(folder)
+    assert with_overhead.per_inference_ms == 0.75
+    assert len(arch.segments) > 1 and len(arch.op_keys) > 1  # once per model, not per segment or op
+    assert estimate(arch, with_overhead).latency_ms == pytest.approx(0.75 + lut_sum, rel=1e-12)
+
+    host = load_profile("host-cpu")  # the shipped calibrated overhead, as its profile.yaml writes it
+    host_arch = load_space("vision").random_archs(1, seed=2, precisions=host.precisions)[0]
+    assert host.per_inference_ms == 0.00538914
+    assert estimate(host_arch, host).latency_ms == pytest.approx(
+        0.00538914 + sum(host.lut.latency(op)[0] for op in host_arch.ops), rel=1e-12)
 
 
 def test_missing_ops_are_interpolated_and_counted(profile_copy):
@@ -110,4 +125,5 @@ def test_missing_ops_are_interpolated_and_counted(profile_copy):
                                "b1_kernel": 3, "b1_pool": 1, "precision": "int8", "quant_mode": "ptq", "b1_wbits": 8})
     cost = estimate(arch, profile)
     assert cost.interpolated_ops == 3  # the conv, the GAP and the classifier have other shapes
-    assert cost.latency_ms > 0
+    assert [profile.lut.latency(op)[1] for op in arch.ops] == [True, True, True]
+    assert cost.latency_ms == pytest.approx(sum(profile.lut.predict(op) for op in arch.ops), rel=1e-12)

@@ -11,13 +11,14 @@ from workbench.space import DataShape
 
 def test_list_datasets():
     names = [n for n, _ in list_datasets()]
-    assert names == ["digits", "basic-motions", "japanese-vowels"]
+    assert names == ["digits", "basic-motions", "basic-motions-1s", "japanese-vowels"]
     assert all(desc for _, desc in list_datasets())
 
 
 @pytest.mark.parametrize("name, shape, classes, n_train, n_test", [
     ("digits", (1, 8, 8), 10, 1437, 360),
     ("basic-motions", (6, 100), 4, 40, 40),
+    ("basic-motions-1s", (6, 10), 4, 760, 760),
     ("japanese-vowels", (12, 29), 9, 270, 370),
 ])
 def test_builtin_shapes(name, shape, classes, n_train, n_test):
@@ -41,6 +42,87 @@ def test_series_standardised_with_train_stats():
     ds = load_dataset("basic-motions")
     np.testing.assert_allclose(ds.x_train.mean(axis=(0, 2)), 0, atol=1e-4)
     np.testing.assert_allclose(ds.x_train.std(axis=(0, 2)), 1, atol=1e-3)
+
+
+def test_one_second_windows_are_slices_of_recordings_on_their_own_side_of_the_split():
+    whole, windows = load_dataset("basic-motions"), load_dataset("basic-motions-1s")
+    per_recording = 19  # 10-step windows starting every 5 steps in 100 steps
+    assert windows.x_train.shape == (40 * per_recording, 6, 10)
+    for split in ("train", "test"):
+        x, y = getattr(windows, f"x_{split}"), getattr(windows, f"y_{split}")
+        rec_x, rec_y = getattr(whole, f"x_{split}"), getattr(whole, f"y_{split}")
+        for i in (0, 18, 19, 7 * per_recording + 3, len(x) - 1):
+            rec, start = divmod(i, per_recording)
+            np.testing.assert_array_equal(x[i], rec_x[rec][:, 5 * start:5 * start + 10])
+            assert y[i] == rec_y[rec]
+        assert np.bincount(y).tolist() == [190] * 4
+    train_groups, test_groups = windows.groups
+    assert len(train_groups) == len(windows.x_train) and len(test_groups) == len(windows.x_test)
+    assert not set(train_groups.tolist()) & set(test_groups.tolist())  # no recording on both sides
+
+
+def test_kfold_is_seeded_stratified_and_tests_every_sample_once():
+    from workbench.data import kfold
+
+    ds = load_dataset("basic-motions")
+    folds = kfold(ds, 5, seed=3)
+    again, other = kfold(ds, 5, seed=3), kfold(ds, 5, seed=4)
+    assert [f.name for f in folds] == [f"basic-motions fold {i}/5" for i in range(1, 6)]
+    for a, b in zip(folds, again):
+        np.testing.assert_array_equal(a.x_test, b.x_test)
+        np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert any(not np.array_equal(a.x_test, b.x_test) for a, b in zip(folds, other))
+    pooled = np.concatenate([ds.x_train, ds.x_test]).reshape(80, -1)
+    tested = np.concatenate([f.x_test for f in folds]).reshape(80, -1)
+    assert sorted(map(bytes, pooled)) == sorted(map(bytes, tested))  # each sample tested exactly once
+    for f in folds:
+        assert np.bincount(f.y_test).tolist() == [4] * 4 and len(f.x_train) == 64
+        assert f.classes == 4 and f.shape == (6, 100)
+
+
+def test_kfold_keeps_a_recordings_windows_in_one_fold():
+    from workbench.data import kfold
+
+    tested = []
+    for fold in kfold(load_dataset("basic-motions-1s"), 4, seed=0):
+        train_groups, test_groups = fold.groups
+        assert not set(train_groups.tolist()) & set(test_groups.tolist())
+        assert len(fold.x_test) == 19 * len(set(test_groups.tolist()))  # whole recordings only
+        tested += sorted(set(test_groups.tolist()))
+    assert sorted(tested) == list(range(80))  # every recording tested once
+
+
+@pytest.mark.parametrize("k", [1, 21])
+def test_kfold_refuses_impossible_fold_counts_in_one_line(k):
+    from workbench.data import kfold
+
+    with pytest.raises(WorkbenchError, match=f"cannot make {k} folds: need 2..20") as err:
+        kfold(load_dataset("basic-motions"), k)
+    assert "\n" not in str(err.value) and str(err.value).startswith("basic-motions")
+
+
+def test_every_shipped_space_default_data_set_loads_and_fits_its_space():
+    from workbench.data import check_against_space
+    from workbench.space import all_spaces
+
+    defaults = {s.name: s.dataset for s in all_spaces() if s.dataset}
+    assert defaults["sensor-imu"] == "basic-motions-1s" and defaults["audio-kws"] == "japanese-vowels"
+    assert defaults["vision"] == "digits"
+    for space in all_spaces():
+        if space.dataset:
+            notes = check_against_space(load_dataset(space.dataset), space)
+            assert all(isinstance(n, str) and "\n" not in n for n in notes)
+    sensor = next(s for s in all_spaces() if s.name == "sensor-imu")
+    assert check_against_space(load_dataset("basic-motions-1s"), sensor) == [
+        "the architectures take the data's 10 steps, not space 'sensor-imu' input.length = 100"]
+
+
+def test_unknown_data_set_names_every_built_in_on_one_line():
+    with pytest.raises(WorkbenchError) as err:
+        load_dataset("basic-motion")
+    message = str(err.value)
+    assert "\n" not in message and "unknown data set 'basic-motion'" in message
+    assert all(name in message for name, _ in list_datasets())
 
 
 def _write_npz(path, **override):

@@ -112,10 +112,28 @@ def test_qat_observers_track_ema_and_train():
     before = float(q.max_val)
     model(torch.randn(16, *arch.input_shape) * 100)
     assert float(q.max_val) == before  # eval forwards never update observers
+    model.zero_grad()
     out = model(torch.randn(4, *arch.input_shape))
-    out.sum().backward()  # gradients flow through fake quant
+    out.sum().backward()
+    # gradients flow through every fake quantiser to the float latent weights (STE), finite and non-zero
+    latent = [m.parametrizations.weight.original for m in model.modules() if parametrize.is_parametrized(m, "weight")]
+    assert latent and len(latent) == len(weight_quantizers(model))
+    for w in latent:
+        assert w.grad is not None and torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
     freeze(model)
     assert q.observer is None
+
+
+def test_activation_quantiser_gradient_is_clipped_straight_through():
+    """Inside the frozen range the gradient passes unchanged; outside it is zero (values are clamped)."""
+    aq = ActFakeQuant()
+    aq.min_val.fill_(-1.0)
+    aq.max_val.fill_(1.0)
+    aq.initialized.fill_(True)
+    aq.observer, aq.fake = None, True
+    x = torch.tensor([-3.0, -0.5, 0.0, 0.3, 0.99, 2.5], requires_grad=True)
+    aq(x).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]
 
 
 def test_act_fake_quant_grid_contains_zero():
@@ -128,3 +146,78 @@ def test_act_fake_quant_grid_contains_zero():
     assert len(torch.unique(y)) <= 256
     assert torch.all(torch.abs(y - x) <= scale / 2 + 1e-6)
     assert aq(torch.zeros(3)).abs().max() == 0
+
+
+# ---------------------------------------------------------------- the deployed model
+
+def _trained_quantised(space="vision", precision="int8"):
+    torch.manual_seed(0)
+    arch = _arch(space, precision, "qat")
+    model = quantize_model(build_model(arch), arch)
+    model.train()
+    for _ in range(3):  # move BatchNorm statistics and the activation ranges off their defaults
+        model(torch.randn(8, *arch.input_shape))
+    freeze(model)
+    return arch, model.eval()
+
+
+def test_float_state_dict_keeps_latent_weights_under_plain_names():
+    from workbench.quant import float_state_dict
+
+    arch, model = _trained_quantised()
+    state = float_state_dict(model)
+    plain = build_model(arch).state_dict()
+    assert set(state) == set(plain)  # no quantiser buffers, no parametrisation paths
+    for name, m in model.named_modules():
+        if parametrize.is_parametrized(m, "weight"):
+            assert torch.equal(state[f"{name}.weight"], m.parametrizations.weight.original)  # float, not rounded
+            assert not torch.equal(state[f"{name}.weight"], m.weight)
+
+
+def test_deployable_model_equals_the_float_network_with_batchnorm_folded():
+    from workbench.quant import deployable_model
+
+    arch, model = _trained_quantised()
+    deploy = deployable_model(model, arch)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, ActFakeQuant)) for m in deploy.modules())
+    assert not any(parametrize.is_parametrized(m) for m in deploy.modules())
+    assert is_quantized(model)  # the source keeps its quantisers
+    x = torch.randn(4, *arch.input_shape)
+    with torch.no_grad(), quant_disabled(model):
+        torch.testing.assert_close(deploy(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_fold_batchnorm_matches_conv_then_batchnorm():
+    from workbench.quant import fold_batchnorm
+
+    torch.manual_seed(1)
+    conv = nn.Sequential(nn.Conv1d(3, 5, 3, padding=1), nn.BatchNorm1d(5), nn.ReLU6())
+    linear = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
+    for seq, x in ((conv, torch.randn(2, 3, 4)), (linear, torch.randn(2, 4))):
+        bn = seq[1]
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        seq.eval()
+        with torch.no_grad():
+            before = seq(x)
+            fold_batchnorm(seq)
+            after = seq(x)
+        assert isinstance(seq[1], nn.Identity)
+        torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+
+
+def test_on_policy_grid_snaps_only_sub_32_bit_weights():
+    from workbench.quant import deployable_model, layer_bits, on_policy_grid
+
+    arch, model = _trained_quantised()
+    deploy = deployable_model(model, arch)
+    bits = layer_bits(deploy)
+    assert set(bits.values()) == {op.wbits for op in arch.ops if op.spec.has_weights}
+    snapped = on_policy_grid(deploy, bits).state_dict()
+    for key, value in deploy.state_dict().items():
+        if bits.get(key, 32) < 32:
+            torch.testing.assert_close(snapped[key], fake_quant_weight(value, bits[key]))
+            assert not torch.equal(snapped[key], value)
+        else:
+            assert torch.equal(snapped[key], value)  # biases and fp32 layers untouched

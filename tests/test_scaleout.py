@@ -53,13 +53,18 @@ def wait_for_running(storage, study, timeout=120):
 
 
 def assert_complete_and_intact(storage, study, n):
+    """Exactly ``n`` trained trials (the target counts those), every complete trial whole, no architecture
+    trained twice."""
     trials = trials_of(storage, study)
     complete = [t for t in trials if t.state.name == "COMPLETE"]
-    assert len(complete) == n, [t.state.name for t in trials]
+    trained = [t for t in complete if t.user_attrs.get("trained")]
+    assert len(trained) == n, [(t.state.name, sorted(t.user_attrs)) for t in trials]
     for t in complete:  # never a half-written trial
         assert {"arch", "predictions", "summary"} <= set(t.user_attrs)
-        assert "accuracy" in t.user_attrs or t.user_attrs.get("rejected")
+        measured = t.user_attrs.get("trained") and ("accuracy" in t.user_attrs or "score" in t.user_attrs)
+        assert measured or t.user_attrs.get("rejected") or t.user_attrs.get("duplicate_of") is not None
         assert len(t.values) == 2
+    assert len({t.user_attrs["arch_key"] for t in trained}) == len(trained)
     return trials
 
 
@@ -77,7 +82,7 @@ def test_three_workers_share_a_study_and_stop_at_exactly_n(tmp_path, backend):
     workers = [spawn("worker", "--study", study, "--storage", storage, "--trials", 9, "--heartbeat", 1)
                for _ in range(3)]
     outputs = [w.communicate(timeout=300) for w in workers]
-    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    assert all(w.returncode == 0 for w in workers), [o[1][-3000:] for w, o in zip(workers, outputs) if w.returncode]
     trials = assert_complete_and_intact(storage, study, 9)  # exactly 9 on every backend (the tally lock)
     # every worker really took part
     assert sum(bool(out[1].count("trial ")) for out in outputs) >= 2
@@ -179,6 +184,7 @@ def test_exact_counts_after_kills_of_racing_workers(tmp_path, backend):
         victim.communicate()
     workers = [spawn(*worker) for _ in range(3)]
     outputs = [w.communicate(timeout=300) for w in workers]
-    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    assert all(w.returncode == 0 for w in workers), [o[1][-3000:] for w, o in zip(workers, outputs) if w.returncode]
     final = states(storage, study)
-    assert final.count("COMPLETE") == 30 and "RUNNING" not in final and "WAITING" not in final
+    assert "RUNNING" not in final and "WAITING" not in final
+    assert_complete_and_intact(storage, study, 30)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -166,10 +167,11 @@ class ModeledTerms:
     def __init__(self, consts, clock_mhz: float):
         from .latency_model import op_features
 
-        self.clock_mhz, self._features = clock_mhz, op_features
+        self.clock_mhz, self._features = clock_mhz, partial(op_features, one_input_channel_conv=consts.one_input_channel_conv)
         self.names = sorted(consts.vector())
         self.prior = np.array([consts.vector()[n] for n in self.names])
         self.lower = np.zeros(len(self.names))
+        self.unscaled = np.array([n in CHIP_CONSTANTS for n in self.names])
 
     def row(self, ops: Sequence[Op]) -> np.ndarray:
         index = {n: i for i, n in enumerate(self.names)}
@@ -193,6 +195,7 @@ class LutTerms:
                       + ["per_inference_ms"])
         self.prior = np.array([1.0] * len(groups) + [0.0] * len(groups) + [profile.per_inference_ms])
         self.lower = np.array([0.0] * len(groups) + [-np.inf] * len(groups) + [0.0])
+        self.unscaled = None  # every term is the runtime's
 
     def row(self, ops: Sequence[Op]) -> np.ndarray:
         index = {n: i for i, n in enumerate(self.names)}
@@ -210,20 +213,29 @@ class LutTerms:
 
 # ---------------------------------------------------------------- the fit
 
-def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lower: np.ndarray, strength: float) -> np.ndarray:
-    """Constants minimising sum((x.c - y) / y)^2 + strength * sum((c - k*prior) / s)^2 within bounds.
+# The chip's memory speeds (cycles per byte of SRAM / flash): a runtime k times slower than the prior
+# assumed is slow in its kernels' loops, not in its flash wait states, so their prior is not scaled by k.
+# (Scaled, a conv-only fit on the slow TFLM reference build put the FC autoencoder's weight streaming at
+# 12x the prior's flash speed: +256 % left out; unscaled +148 %.)
+CHIP_CONSTANTS = ("sram_cycles_per_byte", "flash_cycles_per_byte")
 
-    ``k`` is the one common factor that best scales the prior's predictions to the measurements; ``s``
-    is ``|k*prior|``, or for a constant whose prior is 0, the value that would add 5 % to a median
-    model. Constants no measurement uses (say fp32 when only int8 models were timed) become
-    ``k*prior``: the runtime is k times slower than assumed, and nothing says by how much more.
+
+def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lower: np.ndarray, strength: float,
+        unscaled: np.ndarray | None = None) -> np.ndarray:
+    """Constants minimising sum((x.c - y) / y)^2 + strength * sum((c - t) / s)^2 within bounds.
+
+    The target ``t`` is ``k*prior``: ``k`` is the one common factor that best scales the prior's
+    predictions to the measurements; ``unscaled`` (a mask) marks constants whose target is the prior
+    itself (:data:`CHIP_CONSTANTS`). ``s`` is ``|t|``, or for a constant whose prior is 0, the value that
+    would add 5 % to a median model. Constants no measurement uses (say fp32 when only int8 models were
+    timed) become their target: the runtime is k times slower than assumed, and nothing says by how much more.
     """
     from scipy.optimize import lsq_linear
 
     predicted = x @ prior
     ratio = predicted / y
     k = float(ratio.sum() / (ratio ** 2).sum()) if (ratio ** 2).sum() > 0 else 1.0
-    target = prior * k
+    target = prior * (k if unscaled is None else np.where(unscaled, 1.0, k))
     active = np.abs(x).sum(axis=0) > 0
     if not active.any():
         return target
@@ -239,13 +251,14 @@ def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lower: np.ndarray, stre
     return out
 
 
-def leave_one_out(x: np.ndarray, y: np.ndarray, groups: Sequence[str], prior, lower, strength) -> np.ndarray:
+def leave_one_out(x: np.ndarray, y: np.ndarray, groups: Sequence[str], prior, lower, strength,
+                  unscaled: np.ndarray | None = None) -> np.ndarray:
     """Prediction of every row from a fit on the rows of *other* models (``groups``: the model of each row)."""
     groups = np.asarray(groups)
     out = np.empty(len(y))
     for g in dict.fromkeys(groups):
         held = groups == g
-        c = fit(x[~held], y[~held], prior, lower, strength)
+        c = fit(x[~held], y[~held], prior, lower, strength, unscaled)
         out[held] = x[held] @ c
     return out
 
@@ -315,9 +328,9 @@ def _group_lines(r: Report, fit_err: np.ndarray, loo_err: np.ndarray) -> list[st
 def _run_fit(terms, rows: list[np.ndarray], measurements: list[Measurement], strength: float):
     x = np.vstack(rows)
     y = np.array([m.ms for m in measurements])
-    constants = fit(x, y, terms.prior, terms.lower, strength)
+    constants = fit(x, y, terms.prior, terms.lower, strength, terms.unscaled)
     groups = [f"{m.model}|{m.precision}" for m in measurements]
-    loo = leave_one_out(x, y, groups, terms.prior, terms.lower, strength)
+    loo = leave_one_out(x, y, groups, terms.prior, terms.lower, strength, terms.unscaled)
     return x, constants, loo
 
 
@@ -339,13 +352,15 @@ def calibrate_modeled(profile_dir: Path, measurements: list[Measurement], base: 
     old_data = load_yaml_mapping(model_path)
     consts = load_constants(model_path)
     previous = old_data.get("calibration") or {}
-    if restart and "prior" in previous:
-        consts = parse_constants({"reference": previous["prior_reference"], **previous["prior"]},
-                                 f"{model_path}: calibration.prior")
+    if restart and "prior" in previous:  # the prior's numbers; how layers are typed stays the file's
+        consts = replace(parse_constants({"reference": previous["prior_reference"], **previous["prior"]},
+                                         f"{model_path}: calibration.prior"),
+                         one_input_channel_conv=consts.one_input_channel_conv)
     terms = ModeledTerms(consts, profile.clock_mhz)
     rows = [terms.row(model_ops(m, base)) for m in measurements]
     x, constants, loo = _run_fit(terms, rows, measurements, strength)
-    fitted = _rounded(LatencyConstants.from_vector(consts.reference, dict(zip(terms.names, constants))))
+    fitted = _rounded(LatencyConstants.from_vector(consts.reference, dict(zip(terms.names, constants)),
+                                                   consts.one_input_channel_conv))
     written = fitted.vector()  # the fit errors are those of the constants as written (4 significant digits)
     report = Report(profile.name, "modeled", measurements, x @ terms.prior,
                     x @ np.array([written[n] for n in terms.names]), loo, written, strength)
@@ -362,7 +377,7 @@ def _rounded(c):
 
     return LatencyConstants(c.reference, {p: {t: r(v) for t, v in row.items()} for p, row in c.cycles_per_mac.items()},
                             r(c.sram_bytes_per_cycle), r(c.flash_bytes_per_cycle), r(c.cycles_per_element),
-                            r(c.per_layer_overhead_cycles), r(c.per_inference_cycles))
+                            r(c.per_layer_overhead_cycles), r(c.per_inference_cycles), c.one_input_channel_conv)
 
 
 def _constants_dict(c) -> dict:
@@ -384,6 +399,8 @@ def _write_latency_model(path: Path, old: dict, prior, fitted, report: Report, c
     if "notes" in old:
         data["notes"] = old["notes"]
     data.update(_constants_dict(fitted))
+    if fitted.one_input_channel_conv != "conv":  # the default stays unwritten
+        data["one_input_channel_conv"] = fitted.one_input_channel_conv
     data["calibration"] = {
         "command": command or f"workbench calibrate {path.parent.name} --measurements FILE",
         "date": datetime.date.today().isoformat(), "strength": report.strength, **report.summary(),
@@ -418,6 +435,7 @@ def calibrate_lut(profile, measurements: list[Measurement], ops_per_model: list[
 
 
 def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: str) -> None:
+    from .host_profile import set_measured_on
     from .latency_model import set_per_inference_ms
     from .machine import this_machine
     from .profiler import MIN_MS
@@ -446,27 +464,16 @@ def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: st
     cal_path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def set_measured_on(profile_yaml: Path, machine: dict) -> None:
-    """Rewrite (or append) the ``measured_on`` line of a host profile.yaml, leaving the rest as it is."""
-    import re
-
-    text = profile_yaml.read_text(encoding="utf-8")
-    line = (f"measured_on: {{cpu: {json.dumps(machine['cpu'])}, cores: {machine['cores']}, "
-            f"runtime: {json.dumps(machine['runtime'])}}}")
-    pattern = re.compile(r"^measured_on:.*$", re.MULTILINE)
-    text = pattern.sub(line, text, count=1) if pattern.search(text) else text.rstrip("\n") + "\n" + line + "\n"
-    profile_yaml.write_text(text, encoding="utf-8")
-
-
 def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK_SEED, warmup: int = 20,
                      repeats: int = 100, progress: bool = True) -> tuple[list[Measurement], list[list[Op]]]:
     """Time seeded random models of every shipped space here, end to end, with the profiler's session
-    settings (what ``--quick`` fits to). Fixed spaces give one model per precision."""
+    settings and timing statistic (what ``--quick`` fits to). Fixed spaces give one model per precision."""
     import sys
     import time
 
-    from . import profiler
+    from .graph_timing import measure
     from .machine import this_machine
+    from .op_graphs import deployed_graph
     from .space import all_spaces
 
     facts = this_machine()
@@ -483,7 +490,7 @@ def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK
             if any(key not in profile.lut.entries for key in arch.op_keys):
                 skipped += 1  # ops the LUT interpolates: nothing of the LUT's to rescale (re-profile instead)
                 continue
-            ms = profiler.measure(profiler.deployed_graph(arch), None, warmup, repeats)[0]
+            ms = measure(deployed_graph(arch), None, warmup, repeats)[0]
             measurements.append(Measurement(arch.to_json(), arch.precision, ms, source))
             ops.append(list(arch.ops))
         if progress:

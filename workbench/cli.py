@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .errors import WorkbenchError
 
-QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trials": 24, "epochs": 3,
-              "latency_budget_ms": 12.0, "study": "quickstart", "seed": 0}
+QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .machine import print_notices_on_one_line
+    from .notices import print_on_one_line
 
-    print_notices_on_one_line()  # a host profile measured on another CPU: one "notice:" line, once
+    print_on_one_line()  # every WorkbenchNotice (a host profile measured on another CPU, …): one "notice:" line
     from .processes import exit_code, ignore_stop_signals, signals_as_interrupts
 
     try:
@@ -54,40 +54,47 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .profiler import DEFAULT_REPEATS, DEFAULT_WARMUP
+    from .exporters import FORMAT_NAMES, FORMATS
+    from .search import EVALUATORS, QUICKSTART, SAMPLERS, default
+    from .storage import DEFAULT_STORAGE, HEARTBEAT_S
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data")
-    p.add_argument("--trials", type=int, default=QUICKSTART["trials"], help="total trials (default %(default)s)")
-    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL (default %(default)s)")
+    p.add_argument("--trials", type=int, default=QUICKSTART["trials"], help="trained trials: candidates rejected "
+                   "before training and repeats of trained architectures do not count (default %(default)s)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (default %(default)s)")
     p.add_argument("--study", default=QUICKSTART["study"], help="study name (default %(default)s)")
+    _add_repeat_flags(p, QUICKSTART_REPEATS)
     p.set_defaults(handler=cmd_quickstart)
 
     p = sub.add_parser("search", help="run (or resume) a hardware-aware search")
     p.add_argument("--space", required=True, help="search space name (see `workbench spaces`) or YAML file")
     p.add_argument("--device", required=True, help="device profile name (see `workbench devices`) or folder")
-    p.add_argument("--data", default=None, help="dataset name (digits, basic-motions, japanese-vowels) or path "
+    p.add_argument("--data", default=None, help="dataset name (see `workbench datasets`) or path "
                    "(.npz or folder); default: the space's dataset")
-    p.add_argument("--trials", type=int, required=True, help="total number of trials the study should hold")
+    p.add_argument("--trials", type=int, required=True, help="trained trials the study should hold in total "
+                   "(infeasible candidates and repeats of trained architectures are recorded but not counted)")
     p.add_argument("--study", default=None, help="study name (default: <space>-<device>)")
-    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path "
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or .db/.log path "
                    "(default %(default)s)")
-    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
-                   help="Optuna sampler (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
+    p.add_argument("--sampler", default=default("sampler"), choices=SAMPLERS.names(),
+                   help=f"{SAMPLERS.help_text()} (default %(default)s)")
+    p.add_argument("--seed", type=int, default=default("seed"), help="sampler and training seed (default %(default)s)")
     p.add_argument("--latency-budget", type=float, default=None, metavar="MS", help="reject slower candidates")
-    p.add_argument("--objectives", default="accuracy,latency",
+    p.add_argument("--objectives", default=",".join(default("objectives")),
                    help="accuracy,latency plus optional sram and/or flash (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs per trial (default %(default)s)")
-    p.add_argument("--population", type=int, default=16, help="NSGA-II population / TPE start-up trials "
-                   "(TPE: at most 10; default %(default)s)")
-    p.add_argument("--evaluator", default="train", choices=("train", "synflow", "naswot"),
-                   help="train each candidate (default) or score it with a training-free proxy (fast screening)")
+    p.add_argument("--epochs", type=int, default=default("epochs"), help="training epochs per trial (default %(default)s)")
+    p.add_argument("--population", type=int, default=default("population"), help="NSGA-II population / TPE "
+                   "start-up trials (TPE: at most 10; default %(default)s)")
+    p.add_argument("--evaluator", default=default("evaluator"), choices=EVALUATORS.names(),
+                   help=f"{EVALUATORS.help_text()} (default %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine sharing the study "
                    "(SQLite, journal file or PostgreSQL storage; default %(default)s)")
-    _add_reliability_flags(p)
+    _add_reliability_flags(p, HEARTBEAT_S)
+    _add_repeat_flags(p, 0)
     p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("worker", help="join an existing study and work on it until it has its trials",
@@ -95,20 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "(created by `workbench search`) carries the space, device, data and settings.")
     p.add_argument("--study", required=True)
     p.add_argument("--storage", required=True, help="the study's storage URL (postgresql://… across machines)")
-    p.add_argument("--trials", type=int, default=None, help="total trials (default: the study's target)")
+    p.add_argument("--trials", type=int, default=None, help="trained trials in total (default: the study's target)")
     p.add_argument("--data", default=None, help="dataset path on this machine, when it differs from the creator's")
-    _add_reliability_flags(p)
+    _add_reliability_flags(p, HEARTBEAT_S)
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("pareto", help="print a study's Pareto front for any device profile")
-    p.add_argument("--study", required=True, help="name of the study to read (as given to search/quickstart)")
-    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path "
-                   "(default %(default)s)")
+    _add_study_flags(p, "name of the study to read (as given to search/quickstart)")
     p.add_argument("--device", default=None, help="profile to draw the front for (default: the study's target)")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"),
                    help="table (with a header line naming study, device, budget, objectives), or csv/json "
                    "(machine-readable; the header goes to stderr) (default %(default)s)")
     p.set_defaults(handler=cmd_pareto)
+
+    p = sub.add_parser("repeats", help="re-train the top of a study's front with other seeds (accuracy mean ± std)",
+                       description="Train the best candidates of the front again with other seeds (seed = study "
+                       "seed + trial number + 1000003 x repeat index) and store each accuracy with the study; "
+                       "fronts are then drawn from each architecture's mean. Seeds already stored are not "
+                       "trained again. Prints the front with mean ± std.")
+    _add_study_flags(p, "name of the study (as given to search/quickstart)")
+    p.add_argument("--top", type=int, default=3, help="how many front points, best first (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=2, help="extra seeds per candidate (default %(default)s)")
+    p.add_argument("--device", default=None, help="profile whose front is repeated (default: the study's target)")
+    p.add_argument("--data", default=None, help="dataset path on this machine, when it differs from the creator's")
+    p.set_defaults(handler=cmd_repeats)
 
     p = sub.add_parser("spaces", help="list the shipped search spaces")
     p.set_defaults(handler=cmd_spaces)
@@ -135,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit a profile's latency model to whole models timed end to end",
                        description="Fit a profile's latency constants to end-to-end latencies of 5-20 whole models "
-                       "(CSV: model,ms,source[,precision]; model = .tflite/.onnx file, architecture JSON or a fixed "
-                       "shipped space such as mlperf-kws), rewrite them with the measurements, regenerate the LUT, and "
+                       "(CSV: model,ms,source[,precision]; model = .tflite/.onnx file, architecture JSON, a fixed "
+                       "shipped space such as mlperf-kws or a fixed-choice space .yaml), rewrite them with the measurements, regenerate the LUT, and "
                        "print the fit and leave-one-model-out errors. --quick refreshes a measured host LUT for this "
                        "machine from models timed here (~15 s).")
     p.add_argument("profile", help="device profile name or folder")
@@ -162,12 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "write manifest.json. Exit 1 when a file fails verification, 2 when the model cannot be "
                        "exported.")
     p.add_argument("--study", required=True, help="study name")
-    p.add_argument("--storage", default="sqlite:///workbench.db", help="Optuna storage URL or .db/.log path")
-    p.add_argument("--trial", default="best", help="trial number, or 'best': the most accurate feasible trial on "
-                   "the front (default %(default)s)")
-    p.add_argument("--format", default="onnx,onnx-int8,tflite,tflite-int8",
-                   help="comma-separated formats: onnx, onnx-int8, tflite, tflite-int8 (default: these four), and "
-                        "tflm (a TFLite Micro bundle: C array, arena size, op resolver, example)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE,
+                   help="Optuna storage URL or .db/.log path (default %(default)s)")
+    p.add_argument("--trial", default="best", help="trial number, or 'best': the highest mean accuracy on the "
+                   "front (ties: lower latency, then lower trial number) (default %(default)s)")
+    p.add_argument("--format", default=",".join(FORMAT_NAMES),
+                   help="comma-separated formats (default %(default)s): "
+                        + "; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()))
     p.add_argument("--out", required=True, type=Path, help="output folder (files + manifest.json)")
     p.add_argument("--device", default=None, help="profile whose front 'best' and the predictions refer to "
                    "(default: the study's target)")
@@ -179,58 +197,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_reliability_flags(p) -> None:
-    p.add_argument("--heartbeat", type=int, default=10, metavar="S",
+def _add_study_flags(p, study_help: str) -> None:
+    """``--study`` and ``--storage`` of the commands that read a stored study."""
+    from .storage import DEFAULT_STORAGE
+
+    p.add_argument("--study", required=True, help=study_help)
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or .db/.log path "
+                   "(default %(default)s)")
+
+
+def _add_repeat_flags(p, repeats: int) -> None:
+    """``--repeats N`` / ``--repeat-top K`` of search and quickstart: extra seeds for the top of the front at the end."""
+    p.add_argument("--repeats", type=int, default=repeats, metavar="N",
+                   help="when the search ends, re-train the top of the front with N other seeds each and print the "
+                   "front as mean ± std (`workbench repeats`; 0: off; default %(default)s)")
+    p.add_argument("--repeat-top", type=int, default=3, metavar="K",
+                   help="how many front points --repeats re-trains, best first (default %(default)s)")
+
+
+def _add_reliability_flags(p, heartbeat_s: int) -> None:
+    p.add_argument("--heartbeat", type=int, default=heartbeat_s, metavar="S",
                    help="seconds between heartbeats of a running trial; a trial silent for 3 beats is failed and "
                    "retried once (every storage; 0 disables; default %(default)s)")
 
 
 def cmd_quickstart(args) -> int:
-    q = QUICKSTART
-    print(f"quickstart: {args.trials} trials of the '{q['space']}' space on '{q['device']}' with the built-in "
-          f"'{q['data']}' data, latency budget {q['latency_budget_ms']} ms", file=sys.stderr)
-    return _run_search(q["space"], q["device"], q["data"], args.study, args.storage, "tpe", q["seed"],
-                       q["latency_budget_ms"], ("accuracy", "latency"), q["epochs"], 16, args.trials)
+    from .search import QUICKSTART as q
+
+    print(f"quickstart: {args.trials} trained trials of the '{q['space']}' space on '{q['device']}' with the "
+          f"built-in '{q['data']}' data, latency budget {q['latency_budget_ms']} ms", file=sys.stderr)
+    options = dict(study_name=args.study, seed=q["seed"], latency_budget_ms=q["latency_budget_ms"], epochs=q["epochs"])
+    return _run_search(q["space"], q["device"], q["data"], options, storage=args.storage, trials=args.trials,
+                       repeats=(args.repeats, args.repeat_top))
 
 
 def cmd_worker(args) -> int:
-    from .search import Search, print_progress
+    from .search import Search, print_progress, trained_trials
 
     overrides = {"heartbeat_s": args.heartbeat or None, "listeners": [print_progress]}
-    if args.data:
-        overrides["data"] = args.data
-    search = Search.join(args.study, args.storage, **overrides)
+    search = Search.join(args.study, args.storage, data=args.data, **overrides)
     result = search.run(args.trials)
-    complete = sum(t.state.name == "COMPLETE" for t in result.study.get_trials(deepcopy=False))
-    print(f"worker done: study '{args.study}' has {complete} completed trials", file=sys.stderr)
+    print(f"worker done: study '{args.study}' has {trained_trials(result.study)} trained trials", file=sys.stderr)
     return 0
 
 
 def cmd_search(args) -> int:
-    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    from .search import parse_objectives
+
     if args.workers < 1:
         raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
-    return _run_search(args.space, args.device, args.data, args.study, args.storage, args.sampler, args.seed,
-                       args.latency_budget, objectives, args.epochs, args.population, args.trials,
-                       workers=args.workers, heartbeat=args.heartbeat, evaluator=args.evaluator)
+    options = dict(study_name=args.study, sampler=args.sampler, seed=args.seed, latency_budget_ms=args.latency_budget,
+                   objectives=parse_objectives(args.objectives), epochs=args.epochs, population=args.population,
+                   evaluator=args.evaluator)
+    return _run_search(args.space, args.device, args.data, options, storage=args.storage, trials=args.trials,
+                       workers=args.workers, heartbeat=args.heartbeat, repeats=(args.repeats, args.repeat_top))
 
 
-def _run_search(space, device, data, study, storage, sampler, seed, budget, objectives, epochs, population,
-                trials, workers=1, heartbeat=10, evaluator="train") -> int:
+def _run_search(space, device, data, options: dict, *, storage: str, trials: int, workers: int = 1,
+                heartbeat: int | None = None, repeats: tuple[int, int] = (0, 3)) -> int:
+    """Check everything, then create or resume the study, start ``workers - 1`` helper processes, work on
+    it until it holds ``trials`` trained trials, re-train the top ``repeats[1]`` front points with
+    ``repeats[0]`` other seeds (``workbench repeats``), and print its front."""
     from .processes import acknowledge, stop_workers
-    from .search import Search, completed_trials, print_progress
+    from .search import Search, print_progress, trained_trials
+    from .storage import HEARTBEAT_S
 
-    if epochs < 1:
-        raise WorkbenchError(f"--epochs: must be >= 1, got {epochs}")
-    search = Search(space, device, data, study_name=study, storage=storage, sampler=sampler, seed=seed,
-                    latency_budget_ms=budget, objectives=objectives, epochs=epochs, population=population,
-                    listeners=[print_progress], heartbeat_s=heartbeat or None, evaluator=evaluator)
-    for note in search.data_notes:
-        print(f"note: {note}", file=sys.stderr)
+    heartbeat = HEARTBEAT_S if heartbeat is None else heartbeat
+    search = Search(space, device, data, storage=storage, listeners=[print_progress], heartbeat_s=heartbeat or None,
+                    **options)
+    _check_repeats(repeats, search.evaluator)
     search.open(trials)  # every check passed: only now is the study created or resumed
-    done = completed_trials(search.study)
+    for note in search.data_notes:  # after every check: a refused search prints its one error line only
+        print(f"note: {note}", file=sys.stderr)
+    done = trained_trials(search.study)
     if done >= trials > 0:
-        print(f"study '{search.study_name}' is already complete ({done}/{trials} trials): nothing to run; "
+        print(f"study '{search.study_name}' is already complete ({done}/{trials} trained trials): nothing to run; "
               f"its front follows (a larger --trials adds trials)", file=sys.stderr)
     helpers = _start_workers(search.study_name, storage, trials, workers - 1, heartbeat) if done < trials else []
     try:
@@ -243,14 +284,56 @@ def _run_search(space, device, data, study, storage, sampler, seed, budget, obje
         proc.wait()
     from .front import front_rows
 
-    print(f"\nPareto front on {result.device.name} ({len(result.front)} of {len(result.study.trials)} trials; "
-          f"{_quality_note(evaluator)}, costs predicted from the device LUT):")
-    print(format_rows(front_rows(result.front, result.device), "table"))
+    front = _repeat_top(result, storage, repeats, search.data) if repeats[0] else result.front
+    print(f"\nPareto front on {result.device.name} ({len(front)} of {_tally(result.study)}; "
+          f"{_quality_note(search.evaluator)}, costs predicted from the device LUT):")
+    print(format_rows(front_rows(front, result.device), "table"))
     other = _other_device(result.device, search.profiles)
     hint = (f"  (see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
             f"--device {other})") if other else ""
     print(f"\nstudy '{search.study_name}' stored in {storage}{hint}")
     return 0
+
+
+def _check_repeats(repeats: tuple[int, int], evaluator: str) -> None:
+    """``--repeats``/``--repeat-top`` checked before the study is touched."""
+    n, top = repeats
+    if n < 0 or top < 1:
+        flag, value, least = ("--repeats", n, 0) if n < 0 else ("--repeat-top", top, 1)
+        raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value}")
+    if n and evaluator != "train":
+        raise WorkbenchError(f"--repeats: the {evaluator!r} evaluator is a training-free proxy with no seed-to-seed "
+                             f"noise to measure; drop --repeats or use --evaluator train")
+
+
+def _repeat_top(result, storage: str, repeats: tuple[int, int], data) -> list:
+    """``workbench repeats`` on the finished search: its progress on stderr; the front it leaves (mean ± std)."""
+    import time
+
+    from .repeats import repeat_front, repeat_summary
+    from .study import StoredStudy
+
+    stored = StoredStudy(result.study, storage)
+    started = time.perf_counter()
+    runs = repeat_front(stored, top=repeats[1], repeats=repeats[0], device=result.device, data=data)
+    print(repeat_summary(stored, runs, started, result.device), file=sys.stderr)
+    return stored.front(result.device)
+
+
+def _tally(study) -> str:
+    """``24 trained trials; 9 candidates rejected before training, 2 repeats not retrained``."""
+    from .study import Keys
+    from .search import is_trained
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    trained = sum(map(is_trained, complete))
+    rejected = sum(bool(t.user_attrs.get(Keys.REJECTED)) for t in complete)
+    repeats = sum(t.user_attrs.get(Keys.DUPLICATE_OF) is not None for t in complete)
+    parts = [f"{trained} trained trial{'s' if trained != 1 else ''}"]
+    if rejected or repeats:
+        parts.append(f"{rejected} candidate{'s' if rejected != 1 else ''} rejected before training, "
+                     f"{repeats} repeat{'s' if repeats != 1 else ''} of trained architectures not retrained")
+    return "; ".join(parts)
 
 
 def _other_device(device, profiles) -> str | None:
@@ -277,31 +360,47 @@ def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int
 
 
 def cmd_pareto(args) -> int:
-    from .front import front_rows, load_records, pareto_front, study_device
-    from .storage import load_study
+    from .study import StoredStudy
 
-    study = load_study(args.study, args.storage)
-    settings = study.user_attrs
-    device = study_device(settings, args.device)
-    objectives = settings.get("objectives", ["accuracy", "latency"])
-    budget = settings.get("latency_budget_ms")
-    front = pareto_front(load_records(study), device, objectives, budget)
-    header = pareto_header(args.study, settings, device, objectives, budget, len(front))
-    if args.format == "table":
-        print(header)
-    else:
-        print(header, file=sys.stderr)  # csv/json stay machine-readable on stdout
-    print(format_rows(front_rows(front, device), args.format))
+    stored = StoredStudy(args.study, args.storage)
+    print_front(stored, args.device, args.format)
     return 0
 
 
-def pareto_header(study: str, settings: dict, device, objectives, budget, n_front: int) -> str:
+def print_front(stored, device=None, fmt: str = "table") -> None:
+    """A stored study's front on ``device`` (default: its target): the header line, then the rows (mean ±
+    std where an architecture has several measurements). csv/json keep the header on stderr."""
+    from .front import front_rows
+
+    settings = stored.settings
+    profile = stored.device(device)
+    front = stored.front(profile)
+    header = pareto_header(stored.name, settings, profile, len(front))
+    print(header, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
+    print(format_rows(front_rows(front, profile), fmt))
+
+
+def cmd_repeats(args) -> int:
+    import time
+
+    from .repeats import repeat_front, repeat_summary
+    from .study import StoredStudy
+
+    stored = StoredStudy(args.study, args.storage)
+    started = time.perf_counter()
+    runs = repeat_front(stored, top=args.top, repeats=args.repeats, device=args.device, data=args.data)
+    print(repeat_summary(stored, runs, started, args.device), file=sys.stderr)
+    print_front(stored, args.device)
+    return 0
+
+
+def pareto_header(study: str, settings, device, n_front: int) -> str:
     """One line: which study, which device (and whether it is the study's target), budget, objectives."""
-    target = settings.get("device")
+    target, budget = settings.device, settings.latency_budget_ms
     whose = "the study's target" if device.name == target else f"the study targeted {target}"
     limit = f"latency budget {budget:g} ms" if budget else "no latency budget"
     return (f"Pareto front of study '{study}' on {device.name} ({whose}; {limit}; objectives "
-            f"{', '.join(objectives)}): {n_front} trial{'s' if n_front != 1 else ''}")
+            f"{', '.join(settings.objectives)}): {n_front} trial{'s' if n_front != 1 else ''}")
 
 
 def format_rows(rows: list[dict], fmt: str) -> str:
@@ -317,7 +416,7 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         return out.getvalue().rstrip("\n")
     columns = ["trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs", "precision", "architecture"]
     headers = ["trial", "accuracy", "latency ms", "SRAM KB", "flash KB", "MACs", "prec", "architecture"]
-    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
+    cells = [[_accuracy_cell(row) if c == "accuracy" else _cell(c, row[c]) for c in columns] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) if i == len(headers) - 1 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for c in cells:
@@ -327,6 +426,14 @@ def format_rows(rows: list[dict], fmt: str) -> str:
 
 _CELL_FORMATS = {"accuracy": "{:.4f}", "latency_ms": "{:.3f}", "peak_sram_kb": "{:.1f}", "flash_kb": "{:.1f}",
                  "macs": "{:,}"}
+
+
+def _accuracy_cell(row: dict) -> str:
+    """The front's accuracy: the mean over the architecture's measurements, ``± std (n=…)`` when several."""
+    mean = row.get("accuracy_mean", row["accuracy"])
+    if row.get("accuracy_std") is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {row['accuracy_std']:.4f} (n={row['n']})"
 
 
 def _cell(column: str, value) -> str:
@@ -414,11 +521,7 @@ def cmd_export(args) -> int:
     result = export_trial(args.study, args.storage, args.trial, args.format, args.out, device=args.device,
                           epochs=args.epochs, weights=args.weights, data=args.data,
                           log=lambda m: print(m, file=sys.stderr, flush=True))
-    training = result.manifest.get("training", {})
-    if training.get("reproduced") is False:
-        print(f"warning: retrained accuracy {training['accuracy']:.4f} differs from the stored "
-              f"{training['stored_accuracy']:.4f} (different environment or thread count?)", file=sys.stderr)
-    print("\n".join(summary_lines(result)))
+    print("\n".join(summary_lines(result)))  # a retrain that missed the stored accuracy: a notice (trial_source)
     verdict = "all files verified" if result.ok else f"FAILED verification: {', '.join(result.failed)}"
     print(f"\n{verdict}; manifest: {result.manifest_path}")
     return 0 if result.ok else 1

@@ -4,9 +4,15 @@ Built-ins come from packages already installed (no download at run time):
 
 * ``digits`` — scikit-learn's 1,797 real 8x8 handwritten digits (UCI), stratified 80/20 split.
 * ``basic-motions`` — aeon's BasicMotions: 6-axis IMU (accelerometer + gyroscope), 100 steps,
-  4 activities, the archive's own train/test split.
+  4 activities, the archive's own train/test split. Every candidate scores 1.0 on its 40 test
+  recordings, so it cannot rank architectures (it stays for quick runs and old studies).
+* ``basic-motions-1s`` — the same recordings cut into 1-second windows (10 steps at 10 Hz, hop 5),
+  the way an on-device activity classifier sees them; windows inherit their recording's side of
+  the archive's split (no recording is in both), giving 760/760 windows on which candidates differ.
 * ``japanese-vowels`` — aeon's JapaneseVowels: 12 LPC cepstrum coefficients over 7..29 frames,
   9 speakers, the archive's own split; zero-padded to the longest utterance.
+
+:func:`kfold` re-splits a small data set into seeded, stratified folds (cross-validation).
 
 User data is a path: an ``.npz`` file (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``;
 optional ``classes``, ``description``), a directory holding ``data.npz``, or an image folder
@@ -50,6 +56,9 @@ class Dataset:
     y_test: np.ndarray
     classes: int
     class_names: tuple[str, ...] = ()
+    # (train, test): the recording each sample was cut from (windowed built-ins), so that
+    # :func:`kfold` keeps a recording's overlapping windows on one side; None: samples are independent
+    groups: tuple[np.ndarray, np.ndarray] | None = None
     _adapted: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -114,6 +123,27 @@ def _basic_motions() -> Dataset:
     return Dataset("basic-motions", BUILTINS["basic-motions"], xtr, ytr, xte, yte, len(names), names)
 
 
+def _windows(x: np.ndarray, y: np.ndarray, length: int, hop: int, first_group: int = 0):
+    """Every ``length``-step window (start every ``hop`` steps) of each series in ``x`` (N, C, T):
+    (windows, their labels, the index of the series each came from, counted from ``first_group``)."""
+    starts = range(0, x.shape[2] - length + 1, hop)
+    windows = np.stack([x[:, :, s:s + length] for s in starts], axis=1)  # (N, windows, C, length)
+    series = np.arange(first_group, first_group + len(x), dtype=np.int64)
+    return (np.ascontiguousarray(windows.reshape(-1, x.shape[1], length)), np.repeat(y, len(starts)),
+            np.repeat(series, len(starts)))
+
+
+WINDOW_STEPS, WINDOW_HOP = 10, 5  # BasicMotions is sampled at 10 Hz: 1-second windows, 50 % overlap
+
+
+def _basic_motions_1s() -> Dataset:
+    whole = _builtin("basic-motions")  # standardised with the training recordings' statistics
+    xtr, ytr, gtr = _windows(whole.x_train, whole.y_train, WINDOW_STEPS, WINDOW_HOP)
+    xte, yte, gte = _windows(whole.x_test, whole.y_test, WINDOW_STEPS, WINDOW_HOP, first_group=len(whole.x_train))
+    return Dataset("basic-motions-1s", BUILTINS["basic-motions-1s"], xtr, ytr, xte, yte, whole.classes,
+                   whole.class_names, groups=(gtr, gte))
+
+
 def _japanese_vowels() -> Dataset:
     from aeon.datasets import load_japanese_vowels
 
@@ -138,9 +168,11 @@ def _japanese_vowels() -> Dataset:
 BUILTINS = {
     "digits": "1,797 real 8x8 handwritten digits (scikit-learn/UCI), 10 classes, stratified 80/20 split",
     "basic-motions": "BasicMotions 6-axis IMU, 100 steps, 4 activities (UEA archive via aeon), 40/40 split",
+    "basic-motions-1s": "BasicMotions cut into 1-second windows (10 steps, hop 5), split by recording, 760/760",
     "japanese-vowels": "JapaneseVowels 12 LPC coefficients x 7..29 frames, 9 speakers (UEA archive via aeon), 270/370 split",
 }
-_LOADERS = {"digits": _digits, "basic-motions": _basic_motions, "japanese-vowels": _japanese_vowels}
+_LOADERS = {"digits": _digits, "basic-motions": _basic_motions, "basic-motions-1s": _basic_motions_1s,
+            "japanese-vowels": _japanese_vowels}
 
 
 def list_datasets() -> list[tuple[str, str]]:
@@ -148,10 +180,10 @@ def list_datasets() -> list[tuple[str, str]]:
     return list(BUILTINS.items())
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=len(_LOADERS))  # one entry per built-in data set (each a few MB): the bound is the set of names
 def _builtin(name: str) -> Dataset:
     ds = _LOADERS[name]()
-    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+    for a in (ds.x_train, ds.y_train, ds.x_test, ds.y_test, *(ds.groups or ())):
         a.flags.writeable = False  # shared between callers through the cache
     return ds
 
@@ -174,6 +206,38 @@ def load_dataset(name_or_path) -> Dataset:
     if (path / "data.npz").is_file():
         return _load_npz(path / "data.npz")
     return _load_image_folder(path)
+
+
+def kfold(dataset: Dataset, k: int = 5, seed: int = SPLIT_SEED) -> list[Dataset]:
+    """``k`` cross-validation folds of ``dataset``: its train and test samples pooled, then split
+    into ``k`` stratified parts; fold ``i`` tests on part ``i`` and trains on the rest.
+
+    Why: on a small set one fixed test split scores a model on a few dozen samples, so one sample
+    more or less moves the accuracy by points; over ``k`` folds every sample is tested once. Seeded:
+    the same ``seed`` gives the same folds. Windows cut from one recording (``dataset.groups``) stay
+    in one part, so no test window overlaps a training window. The arrays are used as loaded (a
+    built-in series set was standardised with its own training split's statistics).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    x = np.concatenate([dataset.x_train, dataset.x_test])
+    y = np.concatenate([dataset.y_train, dataset.y_test])
+    groups = None if dataset.groups is None else np.concatenate(dataset.groups)
+    smallest = int(np.bincount(y, minlength=dataset.classes).min()) if groups is None else \
+        min(len(set(groups[y == c].tolist())) for c in range(dataset.classes))
+    if not 2 <= k <= smallest:
+        raise WorkbenchError(f"cannot make {k} folds: need 2..{smallest} (the smallest class has {smallest} "
+                             f"{'recordings' if groups is not None else 'samples'})", where=dataset.name)
+    if groups is None:
+        parts = StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y)
+    else:
+        parts = StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(x, y, groups)
+    folds = []
+    for i, (train, test) in enumerate(parts):
+        folds.append(Dataset(f"{dataset.name} fold {i + 1}/{k}", f"{dataset.description}; fold {i + 1} of {k} "
+                             f"(seed {seed})", x[train], y[train], x[test], y[test], dataset.classes,
+                             dataset.class_names, None if groups is None else (groups[train], groups[test])))
+    return folds
 
 
 # ---------------------------------------------------------------- user data: npz

@@ -16,6 +16,12 @@ Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op, typ
     ms = cycles / (clock_mhz * 1000)
 
 plus ``per_inference_cycles`` once per model (written to ``profile.yaml`` as ``per_inference_ms``).
+A convolution with one input channel is typed ``depthwise`` where ``one_input_channel_conv: depthwise``
+says the runtime runs it so: TensorFlow's converters write it as ``DEPTHWISE_CONV_2D`` with a channel
+multiplier (TOCO's ``ConvertPureConvToDepthwise``; the MLIR converter behind our own export does the same —
+``tests/test_memory.py`` reads it back from a written file), and TensorFlow Lite Micro runs that with its
+depthwise kernel (reference and CMSIS-NN alike). Engines that compile the graph their own way (microTVM,
+X-CUBE-AI, XNNPACK: a one-group convolution) keep ``conv``, the default.
 The cycles are linear in the constants (:func:`op_features`), which is what lets
 :mod:`workbench.calibrate` fit them to whole-model latencies someone timed on the board.
 
@@ -44,6 +50,7 @@ class LatencyConstants:
     cycles_per_element: float
     per_layer_overhead_cycles: float
     per_inference_cycles: float = 0.0  # Invoke() set-up paid once per model (profile.yaml per_inference_ms)
+    one_input_channel_conv: str = "conv"  # how the runtime runs a 1-input-channel conv (ONE_CHANNEL_CHOICES)
 
     def vector(self) -> dict[str, float]:
         """The constants as the linear coefficients :func:`op_features` multiplies (bandwidths inverted)."""
@@ -56,8 +63,10 @@ class LatencyConstants:
         return out
 
     @classmethod
-    def from_vector(cls, reference: str, v: dict[str, float]) -> "LatencyConstants":
-        """Inverse of :meth:`vector`; zero bandwidth terms become the YAML's largest allowed bandwidth."""
+    def from_vector(cls, reference: str, v: dict[str, float],
+                    one_input_channel_conv: str = "conv") -> "LatencyConstants":
+        """Inverse of :meth:`vector` (which holds only the fitted numbers); zero bandwidth terms become the
+        YAML's largest allowed bandwidth."""
         cpm: dict[str, dict[str, float]] = {}
         for name, value in v.items():
             if name.startswith("cycles_per_mac."):
@@ -65,11 +74,12 @@ class LatencyConstants:
                 cpm.setdefault(prec, {})[kind] = max(value, MIN_CYCLES_PER_MAC)
         return cls(reference, cpm, 1.0 / max(v["sram_cycles_per_byte"], 1.0 / MAX_BANDWIDTH),
                    1.0 / max(v["flash_cycles_per_byte"], 1.0 / MAX_BANDWIDTH), v["cycles_per_element"],
-                   v["per_layer_overhead_cycles"], v["per_inference_cycles"])
+                   v["per_layer_overhead_cycles"], v["per_inference_cycles"], one_input_channel_conv)
 
 
 MIN_CYCLES_PER_MAC = 1e-4  # the YAML needs > 0; a fit that drives a constant to 0 lands here
 MAX_BANDWIDTH = 1e6  # bytes per cycle: the YAML's ceiling (a fit that makes memory free lands here)
+ONE_CHANNEL_CHOICES = ("conv", "depthwise")
 
 
 def load_constants(path: Path) -> LatencyConstants:
@@ -97,6 +107,7 @@ def parse_constants(data: dict, where: str) -> LatencyConstants:
         f.number("cycles_per_element", minimum=0, maximum=1e6),
         f.number("per_layer_overhead_cycles", minimum=0, maximum=1e9),
         f.number("per_inference_cycles", 0.0, minimum=0, maximum=1e12),
+        f.str("one_input_channel_conv", "conv", choices=ONE_CHANNEL_CHOICES),
     )
     for documented in ("notes", "sources", "measurements", "calibration"):  # written by workbench.calibrate
         f.raw(documented, None)
@@ -104,9 +115,16 @@ def parse_constants(data: dict, where: str) -> LatencyConstants:
     return consts
 
 
-def op_features(op: Op) -> dict[str, float]:
+def _input_channels(layer, kind: str, op: Op) -> int:
+    """Input channels of a conv or pointwise layer: its weights are out channels x in channels x taps."""
+    taps = 1 if kind == "pointwise" else (op.kernel if len(op.in_shape) == 2 else op.kh * op.kw)
+    return layer.weights // max(layer.biases * taps, 1)
+
+
+def op_features(op: Op, one_input_channel_conv: str = "conv") -> dict[str, float]:
     """What one op pays per unit of each constant of :meth:`LatencyConstants.vector` (cycles are linear in
-    the constants: ``cycles = sum(features[k] * vector[k])``), so whole-model latencies can fit them."""
+    the constants: ``cycles = sum(features[k] * vector[k])``), so whole-model latencies can fit them.
+    ``one_input_channel_conv``: the constants' setting (see the module docstring)."""
     feats: dict[str, float] = {}
 
     def add(name: str, amount: float) -> None:
@@ -116,6 +134,9 @@ def op_features(op: Op) -> dict[str, float]:
     spec = op.spec
     for layer in op.layers:
         kind = spec.layer_type(layer, op)
+        if (one_input_channel_conv == "depthwise" and kind in ("conv", "pointwise")
+                and _input_channels(layer, kind, op) == 1):
+            kind = "depthwise"
         add("per_layer_overhead_cycles", 1.0)
         add("sram_cycles_per_byte", (layer.in_elems + layer.out_elems) * act_bytes)
         if kind is None:
@@ -129,7 +150,28 @@ def op_features(op: Op) -> dict[str, float]:
 
 def op_cycles(op: Op, c: LatencyConstants) -> float:
     vec = c.vector()
-    return sum(amount * vec[name] for name, amount in op_features(op).items())
+    return sum(amount * vec[name] for name, amount in op_features(op, c.one_input_channel_conv).items())
+
+
+class ModeledLatency:
+    """A modeled profile's latency for ops its LUT lacks, computed exactly from its ``latency_model.yaml``.
+
+    The LUT of a modeled profile is this formula evaluated over the ops the shipped spaces produce; an op
+    outside them (a network written down by hand, a ``.tflite`` given to ``workbench score``) is the same
+    formula, not an interpolation over other ops' rows (interpolating mispredicted the MicroNets by up to
+    1.8x). The constants are read on the first miss, so a profile loads as fast as before."""
+
+    def __init__(self, path: Path, clock_mhz: float):
+        self.path, self.clock_mhz = Path(path), clock_mhz
+        self._consts: LatencyConstants | None = None
+
+    def ms(self, op: Op) -> float | None:
+        """The op's modeled latency, or None at a precision the constants do not cover."""
+        if self._consts is None:
+            self._consts = load_constants(self.path)
+        if op.precision not in self._consts.cycles_per_mac:
+            return None
+        return op_cycles(op, self._consts) / (self.clock_mhz * 1000.0)
 
 
 def build_modeled_lut(profile_dir: Path, ops: list[Op], clock_mhz: float, precisions) -> Path:

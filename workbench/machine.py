@@ -4,7 +4,8 @@ A measured LUT (``workbench profile``) belongs to the CPU it was timed on: the s
 LUT, measured on an Intel Xeon, predicts an AMD EPYC of the same cloud machine kind 2x off. So
 ``profile.yaml`` records ``measured_on`` (CPU model, core count, runtime version), and loading such a
 profile on a different machine emits one :class:`OtherMachineWarning` naming the command that
-refreshes it. The CLI prints it as one ``notice:`` line on stderr; a notebook shows it as a warning.
+refreshes it, through the notices channel (:mod:`workbench.notices`): the CLI prints it as one ``notice:``
+line on stderr; a notebook shows it as a warning.
 
 Cheap on purpose (reads ``/proc``, no onnxruntime import): every profile load calls it.
 """
@@ -13,15 +14,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import warnings
 from pathlib import Path
+
+from .notices import OtherMachineWarning, notify
 
 QUICK_REFRESH = "workbench calibrate {name} --quick"  # ~15 s: whole-model rescale (workbench.calibrate)
 FULL_REFRESH = "workbench profile --out {folder} --force"  # ~1 min on a quiet machine: every op re-measured
-
-
-class OtherMachineWarning(UserWarning):
-    """A measured profile is being used on a machine other than the one it was measured on."""
 
 
 def cpu_facts() -> tuple[str, float, int]:
@@ -84,22 +82,5 @@ def warn_if_other_machine(profile) -> None:
     """Emit the notice as an :class:`OtherMachineWarning` (callers load each profile once per process)."""
     notice = mismatch_notice(profile)
     if notice:
-        warnings.warn(notice, OtherMachineWarning, stacklevel=3)
+        notify(notice, OtherMachineWarning, stacklevel=3)
 
-
-def print_notices_on_one_line() -> None:
-    """CLI: show :class:`OtherMachineWarning` as one ``notice:`` line on stderr (other warnings unchanged)."""
-    import sys
-
-    default = warnings.showwarning
-    if getattr(default, "one_line_notices", False):
-        return  # already installed (main() called again in one process)
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, OtherMachineWarning):
-            print(f"notice: {message}", file=sys.stderr)
-        else:
-            default(message, category, filename, lineno, file, line)
-
-    show.one_line_notices = True
-    warnings.showwarning = show

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+
+from .memo import BoundedMemo
 
 ALIGN = 16  # TFLM's MicroArenaBufferAlignment()
 
@@ -294,7 +296,12 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
 @lru_cache(maxsize=1 << 16)
 def _fragment(op, feeds_conv: bool, width: int) -> tuple:
     """(tensor sizes, ranks, operators, output id) of one op lowered on its own; tensor 0
-    stands for the op's input."""
+    stands for the op's input.
+
+    Memoised for 65,536 (op, feeds_conv, width) keys: the shipped spaces produce < 3,000 distinct ops
+    per precision (``workbench model-lut`` enumerates them), so every fragment of a search stays, while a
+    long-running notebook scoring ever new model files cannot grow it without limit (a fragment is a few
+    small tuples)."""
     f = Graph(width=width)
     f.tensor(0, 0)
     out = op.spec.tflite(f, 0, op, feeds_conv)
@@ -345,6 +352,13 @@ def greedy_plan(buffers: list[tuple[int, int, int]]) -> int:
 
 # ---------------------------------------------------------------- runtime description
 
+# Architectures whose arena/flash estimate a runtime remembers (least recently used dropped first). The
+# search's scoring asks only when its CostEstimator (workbench.cost), which keeps the resulting fields per
+# architecture, misses; the export checks ask once per file. An estimate with its arena plan is ~3-4 KB,
+# so 4,096 of them stay near 15 MB per runtime.
+MEMO_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the arena model needs to know about the runtime build (``memory:`` in a profile)."""
@@ -355,8 +369,8 @@ class Runtime:
     code_base_bytes: int = 0
     code_bytes: tuple[tuple[str, int], ...] = ()  # (TFLite operator, kernel code bytes)
     source: str = ""
-    memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # architecture → estimate
-    cost_memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # → CostEstimate fields
+    # architecture → MemoryEstimate, owned by this runtime (bounded: see MEMO_SIZE)
+    memo: BoundedMemo = field(default_factory=lambda: BoundedMemo(MEMO_SIZE), compare=False, hash=False, repr=False)
 
     @property
     def tag(self) -> str:
@@ -544,7 +558,6 @@ class MemoryEstimate(NamedTuple):
                 tag)
 
 
-MEMO_LIMIT = 200_000  # architectures remembered per runtime (a long search scores fewer distinct ones)
 
 
 def estimate_int8_export(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
@@ -557,15 +570,11 @@ def estimate_int8_export(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
 def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
     """Arena and flash of ``arch``'s export on ``runtime``, memoised per architecture (its segments are
     shared objects, so the key is cheap) and runtime: the search's hot path pays the planner once."""
-    memo = runtime.memo
-    key = (arch.segments, arch.input_shape)
-    hit = memo.get(key)
-    if hit is None:
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
+    def compute() -> MemoryEstimate:
         g = lower(arch.ops, arch.input_shape)
-        hit = memo[key] = MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
-    return hit
+        return MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
+
+    return runtime.memo.get((arch.segments, arch.input_shape), compute)
 # ---------------------------------------------------------------- reading a written file back
 
 def _schema():

@@ -10,12 +10,15 @@ came from (``measured``, ``modeled`` or ``imported``) with a reference.
 
 Ops missing from a LUT are scored by a per-(op kind, precision) linear model fitted on the LUT's own
 entries (latency ~ a·MACs + b·bytes + c, non-negative least squares), falling back to one fit per
-precision; the estimate counts how many ops were interpolated.
+precision; the estimate counts how many ops were interpolated. A *modeled* profile (every LUT row
+``modeled``, ``latency_model:`` named) computes a missing op from its latency model instead — exactly
+what its LUT row would hold — and does not count it as interpolated.
 """
 from __future__ import annotations
 
 import csv
 import os
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WorkbenchError
+from .memo import BoundedMemo
 from .memory import parse_runtime
 from .ops import OP_KINDS, PRECISIONS, Op
 from .safeio import bounded_lines, check_file_size
@@ -56,15 +60,19 @@ class LutEntry:
 
 @dataclass
 class LatencyLUT:
-    """Op key → latency, plus the fitted interpolation model for keys it lacks."""
+    """Op key → latency, plus the fitted interpolation model for keys it lacks.
+
+    ``model``: on a modeled profile (its LUT generated from ``latency_model.yaml``), the
+    :class:`~workbench.latency_model.ModeledLatency` that computes a missing op exactly from the same
+    constants — such an op is not interpolated. Measured LUTs have none and interpolate."""
 
     path: str
     entries: dict[str, LutEntry]
     mean_ms: dict[str, float] = field(init=False)
+    model: object = None
 
     def __post_init__(self):
         self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
-        self.segment_cache: dict = {}  # Segment → (ms, interpolated ops, device runs it); see workbench.cost
 
     @cached_property
     def _fits(self) -> dict[tuple[str, str], np.ndarray]:
@@ -85,8 +93,11 @@ class LatencyLUT:
         return float(coef[0] * op.macs + coef[1] * op.io_bytes + coef[2])
 
     def latency(self, op: Op, key: str | None = None) -> tuple[float, bool]:
-        """(ms, interpolated?) of one op: its entry, or the fitted model when the table lacks it."""
+        """(ms, interpolated?) of one op: its entry; else, on a modeled profile, its latency model's
+        value (exact, not interpolated); else the fitted interpolation."""
         ms = self.mean_ms.get(op.key if key is None else key)
+        if ms is None and self.model is not None:
+            ms = self.model.ms(op)
         return (ms, False) if ms is not None else (self.predict(op), True)
 
     def precisions(self) -> set[str]:
@@ -149,15 +160,71 @@ def list_profiles() -> list[Path]:
     return sorted(p.parent for p in PROFILES_DIR.glob("*/profile.yaml"))
 
 
-_CACHE: dict[str, DeviceProfile] = {}
+class ProfileCache:
+    """Loaded profiles by path, each kept with a stamp of the files it was read from.
+
+    A profile is reused while the files it reads (``profile.yaml``, its LUT, a modeled profile's
+    ``latency_model.yaml``) keep their size, modification time and inode: editing one (by hand,
+    ``workbench calibrate``, ``model-lut``) and loading again — re-running a notebook cell — parses the
+    new files. A file modified within :data:`RACY_SECONDS` of being read may
+    change again within the file system's timestamp granularity without its stamp changing (the "racy"
+    case git handles the same way), so such an entry is re-read on its next use.
+
+    Bounded to ``maxsize`` profiles (least recently used dropped): the six shipped ones, a user's own and
+    the copies a calibration writes fit; a profile with its LUT is a few MB in memory."""
+
+    RACY_SECONDS = 2.0
+
+    def __init__(self, maxsize: int = 16):
+        self._memo = BoundedMemo(maxsize)
+
+    def load(self, path: Path) -> DeviceProfile:
+        """The profile in ``path`` (a ``profile.yaml``), parsed again when its files changed."""
+        key = str(path.resolve())
+        hit = self._memo.peek(key)
+        if hit is not None and _stamp(hit[1]) == hit[0]:
+            return hit[1]
+        profile = parse_profile(load_yaml_mapping(path), path)
+        stamp = _stamp(profile)  # taken after reading: a file changed meanwhile is recent, so not kept
+        if stamp is not None and not _racy(stamp, self.RACY_SECONDS):
+            self._memo.put(key, (stamp, profile))
+        return profile
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def clear(self) -> None:
+        self._memo.clear()
+
+
+def _stamp(profile: DeviceProfile) -> tuple | None:
+    """(size, mtime ns, inode) of every file the profile reads (profile.yaml, the LUT, and a modeled profile's
+    latency_model.yaml, which its LUT's :class:`~workbench.latency_model.ModeledLatency` reads); None when one
+    is gone."""
+    files = [profile.path, profile.lut.path]
+    if profile.lut.model is not None:
+        files.append(profile.lut.model.path)
+    try:
+        return tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in map(os.stat, files))
+    except OSError:
+        return None
+
+
+def _racy(stamp: tuple, seconds: float) -> bool:
+    now_ns = time.time_ns()
+    return any(now_ns - mtime_ns < seconds * 1e9 for _, mtime_ns, _ in stamp)
+
+
+_CACHE = ProfileCache()
 _NOTIFIED: set[str] = set()  # profiles whose machine check has run in this process
 
 
 def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProfile:
     """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path.
 
-    ``notify``: a measured profile chosen on a machine other than its own says so, once per process
-    (:mod:`workbench.machine`); listings of every profile load them quietly."""
+    Loaded once and reused until its files change (:class:`ProfileCache`). ``notify``: a measured profile
+    chosen on a machine other than its own says so, once per process (:mod:`workbench.machine`); listings
+    of every profile load them quietly."""
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "profile.yaml"
@@ -166,15 +233,14 @@ def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProf
         if not path.is_file():
             known = ", ".join(p.name for p in list_profiles())
             raise WorkbenchError(f"unknown device {str(name_or_path)!r} (shipped: {known}; or give a profile directory)")
+    profile = _CACHE.load(path)
     key = str(path.resolve())
-    if key not in _CACHE:
-        _CACHE[key] = parse_profile(load_yaml_mapping(path), path)
     if notify and key not in _NOTIFIED:
         from .machine import warn_if_other_machine
 
         _NOTIFIED.add(key)
-        warn_if_other_machine(_CACHE[key])
-    return _CACHE[key]
+        warn_if_other_machine(profile)
+    return profile
 
 
 def all_profiles() -> list[DeviceProfile]:
@@ -213,8 +279,9 @@ def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DevicePro
     precisions = f.str_choices("precisions", PRECISIONS)
     lut_name = f.str("lut", "lut.csv")
     lut_path = profile_file(path, lut_name, "lut")
+    model_path = None
     if f.has("latency_model"):  # documented constants of a modeled LUT, read by workbench.latency_model
-        profile_file(path, f.str("latency_model"), "latency_model")
+        model_path = profile_file(path, f.str("latency_model"), "latency_model")
     measured_on = _measured_on(f.sub("measured_on")) if f.has("measured_on") else None
     f.reject_unknown()
     if not with_lut:
@@ -222,6 +289,10 @@ def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DevicePro
                              res_flash, per_layer, precisions, LatencyLUT(str(lut_path), {}),
                              per_inference, memory, measured_on)
     lut = load_lut(lut_path)
+    if model_path is not None and lut.entries and all(e.source == "modeled" for e in lut.entries.values()):
+        from .latency_model import ModeledLatency  # it imports this module
+
+        lut.model = ModeledLatency(model_path, clock)
     missing = set(precisions) - lut.precisions()
     if missing:
         raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))

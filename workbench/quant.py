@@ -36,21 +36,24 @@ from torch.nn.utils import parametrize
 from .builder import OpModule, OpNet
 
 
+def _weight_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, int, int]:
+    """(per-output-channel scale ``max|w| / qmax``, qmin, qmax) of ``bits``-bit symmetric weights:
+    int8 codes in [-127, 127] as TFLite; int4 in [-8, 7] (at most 16 levels)."""
+    qmax = 2 ** (bits - 1) - 1
+    qmin = -(2 ** (bits - 1)) if bits < 8 else -qmax
+    dims = tuple(range(1, w.dim()))
+    return w.detach().abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax, qmin, qmax
+
+
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-output-channel symmetric fake quantisation (no STE; see :class:`WeightFakeQuant`)."""
-    qmax = 2 ** (bits - 1) - 1
-    qmin = -(2 ** (bits - 1)) if bits < 8 else -qmax  # int8: symmetric [-127, 127]; int4: [-8, 7]
-    dims = tuple(range(1, w.dim()))
-    scale = w.detach().abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
+    scale, qmin, qmax = _weight_grid(w, bits)
     return torch.clamp(torch.round(w / scale), qmin, qmax) * scale
 
 
 def weight_codes(w: torch.Tensor, bits: int) -> torch.Tensor:
     """The integer codes the runtime would store for ``w`` (for tests and exporters)."""
-    qmax = 2 ** (bits - 1) - 1
-    qmin = -(2 ** (bits - 1)) if bits < 8 else -qmax
-    dims = tuple(range(1, w.dim()))
-    scale = w.detach().abs().amax(dim=dims, keepdim=True).clamp_min(1e-12) / qmax
+    scale, qmin, qmax = _weight_grid(w, bits)
     return torch.clamp(torch.round(w / scale), qmin, qmax).to(torch.int8)
 
 
@@ -130,9 +133,12 @@ class ActFakeQuant(nn.Module):
         return f"bits={self.bits}, observer={state}, fake={self.fake}, range=[{float(self.min_val):.3g}, {float(self.max_val):.3g}]"
 
 
+QUANTISABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)  # the layers whose weights get a quantiser
+
+
 def _quantisable(module: OpModule):
     for m in module.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+        if isinstance(m, QUANTISABLE):
             yield m
 
 
@@ -226,3 +232,85 @@ def quant_disabled(model: nn.Module):
             q.enabled = True
         for q, f in zip(aq, saved):
             q.fake = f
+
+
+# ---------------------------------------------------------------- the deployed model
+
+def saved_quantized(state: dict) -> bool:
+    """Was ``state`` saved from a fake-quantised model (parametrised weights, activation ranges)?"""
+    return any(".parametrizations." in key or key.endswith(".min_val") for key in state)
+
+
+def float_state_dict(model: nn.Module) -> dict:
+    """``model``'s state with the fake quantisation taken out: each quantised layer's float latent
+    weight under its plain name, no activation-quantiser buffers. Loads into an unquantised build."""
+    quantisers = tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, ActFakeQuant))
+    state = {key: value for key, value in model.state_dict().items() if not key.startswith(quantisers)}
+    for name, layer in model.named_modules():
+        if parametrize.is_parametrized(layer, "weight"):
+            del state[f"{name}.parametrizations.weight.original"]
+            state[f"{name}.weight"] = layer.parametrizations.weight.original.detach()
+    return state
+
+
+def deployable_model(model: OpNet, arch=None) -> OpNet:
+    """A new model of ``arch`` as deployed: fake quant stripped (float latent weights kept),
+    BatchNorm folded into the preceding convolution or linear layer, eval mode. Every export format
+    starts from it (each converter's own quantiser produces the integers).
+
+    Built fresh from :func:`float_state_dict` rather than by deep-copying: a parametrised module's
+    class is shared with its copies, so removing the copy's parametrisation would break ``model``.
+    """
+    from .builder import build_model
+
+    arch = arch or model.arch
+    fresh = build_model(arch)
+    fresh.load_state_dict(float_state_dict(model))
+    fresh.eval()
+    for seq in [m for m in fresh.modules() if isinstance(m, nn.Sequential)]:
+        fold_batchnorm(seq)
+    return fresh
+
+
+def fold_batchnorm(seq: nn.Sequential) -> None:
+    """Fold every BatchNorm of ``seq`` into the conv/linear layer before it, in place (eval statistics);
+    the BatchNorm becomes an Identity."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    children = list(seq)
+    for i in range(len(children) - 1):
+        layer, bn = children[i], children[i + 1]
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d)) and isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            seq[i] = fuse_conv_bn_eval(layer, bn)
+        elif isinstance(layer, nn.Linear) and isinstance(bn, nn.BatchNorm1d):  # linear_relu (MLP layers)
+            seq[i] = fuse_linear_bn_eval(layer, bn)
+        else:
+            continue
+        seq[i + 1] = nn.Identity()
+
+
+def layer_bits(model: OpNet) -> dict[str, int]:
+    """State-dict weight name → the policy's weight bits (each op module's ``op.wbits``)."""
+    out = {}
+    for i, block in enumerate(getattr(model, "blocks", [])):
+        for name, layer in block.named_modules():
+            if isinstance(layer, QUANTISABLE):
+                out[f"blocks.{i}.{name}.weight"] = int(block.op.wbits)
+    return out
+
+
+def on_policy_grid(deploy: nn.Module, bits: dict[str, int]) -> nn.Module:
+    """A copy of the deployable model whose weights sit on their policy's integer grid — the values
+    the search scored (:func:`fake_quant_weight` of the folded weight, which equals folding the
+    scored weight: per-channel symmetric rounding commutes with BatchNorm's per-channel scale).
+    Quantised formats start from it, so a converter that stores a 4-bit stage as int8 (TFLite) keeps
+    the scored weights instead of re-rounding the float latent ones; converters on the same grid
+    (int8 everywhere, ONNX int4 via its overrides) store the same codes either way.
+    """
+    import copy
+
+    snapped = {key: fake_quant_weight(value, bits[key]) if bits.get(key, 32) < 32 else value
+               for key, value in deploy.state_dict().items()}
+    twin = copy.deepcopy(deploy)  # a fresh build (see deployable_model): no parametrisations to share
+    twin.load_state_dict(snapped)
+    return twin.eval()

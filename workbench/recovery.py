@@ -32,6 +32,7 @@ from .storage import backend_of, is_rdb
 OWNER = "workbench:owner"
 BEAT = "workbench:beat"
 _PER_PROCESS = ("workbench:owner", "workbench:beat")  # never copied into a retry
+_CONSTRAINTS = "constraints"  # Optuna's constraint attributes ("constraints:<name>" and the older list)
 
 
 def _boot_id() -> str:
@@ -155,7 +156,8 @@ def fail_and_retry(study: optuna.Study, trial: FrozenTrial, retries: int) -> boo
     history = list(trial.system_attrs.get("retry_history", [])) + [trial.number]
     if len(history) > retries:
         return True
-    system_attrs = {k: v for k, v in trial.system_attrs.items() if k not in _PER_PROCESS}
+    system_attrs = {k: v for k, v in trial.system_attrs.items()  # the retry sets its own constraints again
+                    if k not in _PER_PROCESS and not k.startswith(_CONSTRAINTS)}
     system_attrs.update({"failed_trial": system_attrs.get("failed_trial", trial.number), "retry_history": history})
     study.add_trial(optuna.create_trial(state=TrialState.WAITING, params=trial.params,
                                         distributions=trial.distributions, system_attrs=system_attrs))

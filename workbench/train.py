@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,6 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .builder import build_model
+from .process_settings import torch_threads
 from .quant import calibrate, freeze, quant_disabled, quantize_model
 
 DEFAULT_LR = 1e-2
@@ -37,7 +37,8 @@ CALIBRATION_SAMPLES = 512
 # Intra-op threads while training. These nets are so small that OpenMP synchronisation dominates:
 # on a shared 2-core machine one thread trained an epoch 3-10x faster than two whenever anything
 # else ran (spinning OpenMP threads get descheduled). A fixed count also keeps results
-# bit-identical across runs. None leaves torch's setting alone.
+# bit-identical across runs. None leaves torch's setting alone. Process-wide: set through
+# workbench.process_settings, so a notebook's background trainings do not undo each other's setting.
 TRAIN_THREADS: int | None = 1
 MIN_BATCH = 8
 MIN_SAMPLES_PER_EPOCH = 1024
@@ -51,18 +52,6 @@ class TrainResult:
     train_seconds: float     # wall time of training + calibration + evaluation
     model: nn.Module = field(repr=False)
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
-
-
-@contextmanager
-def _threads(n: int | None):
-    old = torch.get_num_threads()
-    if n is not None and n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
 
 
 def _index_stream(n: int, batch_size: int, gen: torch.Generator):
@@ -95,7 +84,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 5
 def evaluate(model: nn.Module, arch, dataset) -> float:
     """Top-1 accuracy of ``model`` (as it is: quantised or not) on ``dataset``'s test split."""
     _, x_test = dataset.adapted(arch.input_shape)
-    with _threads(TRAIN_THREADS):
+    with torch_threads(TRAIN_THREADS):
         return _accuracy(model, x_test, torch.tensor(dataset.y_test))
 
 
@@ -119,7 +108,7 @@ def train_and_evaluate(arch, dataset, *, epochs: int = 3, batch_size: int = 64, 
     qat = arch.quant_mode == "qat"
     qat_from = min(max(1, epochs // 3), epochs - 1) if qat and epochs > 1 else 0  # first QAT epoch (0-based)
 
-    with torch.random.fork_rng(devices=[]), _threads(TRAIN_THREADS):
+    with torch.random.fork_rng(devices=[]), torch_threads(TRAIN_THREADS):
         torch.manual_seed(seed)
         model = build_model(arch)
         gen = torch.Generator().manual_seed(seed)

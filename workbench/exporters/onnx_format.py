@@ -25,9 +25,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ..onnx_graph import OPSET, THREADS, make_session
 from . import Runner, WriteResult, quiet
 
-OPSET = 21  # the first opset whose Q/DQ ops carry int4 (4-bit weight stages)
 INPUT, OUTPUT = "input", "logits"
 _ELEM_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4, onnx.TensorProto.INT8: 8,
               onnx.TensorProto.UINT8: 8}
@@ -117,26 +117,14 @@ def _layout(arch) -> str:
     return "NCHW" if len(arch.input_shape) == 3 else "NCW"
 
 
-def session_options() -> ort.SessionOptions:
-    """One thread, sequential, all graph optimisations: the deployed-latency setting."""
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return so
-
-
 class OnnxRunner(Runner):
-    """onnxruntime CPU session, single thread."""
+    """onnxruntime CPU session under the settings the host-cpu LUT was measured with (single thread)."""
 
     def __init__(self, path):
-        self.session = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+        self.session = make_session(path)
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self._in, self._out = inp.name, out.name
-        self.runtime = f"onnxruntime {ort.__version__} CPUExecutionProvider, 1 thread"
+        self.runtime = f"onnxruntime {ort.__version__} CPUExecutionProvider, {THREADS} thread"
         self.interface = {"input": {"name": inp.name, "shape": list(inp.shape), "dtype": inp.type},
                           "output": {"name": out.name, "shape": list(out.shape), "dtype": out.type}}
 

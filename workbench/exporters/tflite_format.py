@@ -15,15 +15,23 @@
 """
 from __future__ import annotations
 
-import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..process_settings import environment
 from . import Runner, WriteResult, quiet
 
-os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # the converter's progress tree is noise in a CLI
+NO_PROGRESS = {"LITERT_TORCH_SHOW_PROGRESS": "n"}  # the converter's progress tree is noise in a CLI
+
+
+@contextmanager
+def _converting():
+    """The converter silenced (:func:`quiet`) and its progress tree off, for this block only."""
+    with environment(NO_PROGRESS), quiet():
+        yield
 
 
 def _channel_last(x: np.ndarray) -> np.ndarray:
@@ -46,7 +54,7 @@ def _layout(arch) -> str:
 
 def write_fp32(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
     sample = torch.from_numpy(_channel_last(calib[:1]))
-    with quiet():
+    with _converting():
         import litert_torch  # its import (torchao) logs; inside quiet()
 
         edge = litert_torch.convert(_wrapped(model), (sample,))
@@ -57,7 +65,7 @@ def write_fp32(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, laye
 def write_int8(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
     """PT2E full-INT8 with int8 I/O, calibrated on ``calib`` (channel-first samples)."""
     samples = torch.from_numpy(_channel_last(calib))
-    with quiet():
+    with _converting():
         import litert_torch
         from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
         from litert_torch.quantize.quant_config import QuantConfig
@@ -105,14 +113,15 @@ def _observe_chained_adds(gm: torch.fx.GraphModule) -> int:
     return fixed
 
 
-def _interpreter(path, delegates: bool = True):
-    """A LiteRT interpreter on one thread; ``delegates=False`` keeps the file's own op list
-    (no XNNPACK partition), which is what op inspection needs."""
+def interpreter(path, resolver: str = "AUTO"):
+    """A LiteRT interpreter on one thread with one of its kernel sets (``OpResolverType`` name):
+    ``AUTO`` (default XNNPACK delegate, what verification runs), ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``
+    (the file's own op list, what op inspection needs), ``BUILTIN_REF`` (reference kernels)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with quiet():
-        it = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=kind)
+        it = Interpreter(model_path=str(path), num_threads=1,
+                         experimental_op_resolver_type=getattr(OpResolverType, resolver))
         it.allocate_tensors()
     return it
 
@@ -122,7 +131,7 @@ _QUANT_PLUMBING = {"QUANTIZE", "DEQUANTIZE"}
 
 def float_ops(path) -> list[str]:
     """Compute ops of a TFLite file that read or write float32 tensors (``OPNAME#index``)."""
-    it = _interpreter(path, delegates=False)
+    it = interpreter(path, "BUILTIN_WITHOUT_DEFAULT_DELEGATES")
     dtypes = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
     out = []
     for op in it._get_ops_details():
@@ -141,7 +150,7 @@ class TfliteRunner(Runner):
     def __init__(self, path):
         import ai_edge_litert
 
-        self.it = _interpreter(path)
+        self.it = interpreter(path)
         self._in = self.it.get_input_details()[0]
         self._out = self.it.get_output_details()[0]
         version = getattr(ai_edge_litert, "__version__", "")

@@ -77,14 +77,9 @@ def _steps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def litert_kernels_int8(path: Path, inputs: np.ndarray, resolver: str) -> np.ndarray:
     """LiteRT's raw outputs with one of its kernel sets (``OpResolverType`` name, no delegate)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from .tflite_format import interpreter
 
-    from . import quiet
-
-    with quiet():
-        it = Interpreter(model_path=str(path), num_threads=1,
-                         experimental_op_resolver_type=getattr(OpResolverType, resolver))
-        it.allocate_tensors()
+    it = interpreter(path, resolver)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     rows = []
     for row in inputs:

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from ..ops import Op, Segment, out_len, pool_len
 from . import Family, register
-from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, require_odd
+from .common import BLOCK_KEYS, PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, require_odd
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class CNN1DSpec:
     pool_type: tuple[str, ...]
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _block(shape, width, kernel, pool, pool_type, wbits, w8, abits, stage) -> Segment:
     """conv1d+BN+ReLU6, then pooling by ``pool`` when it is > 1 and the series is long enough."""
     conv = Op("conv1d", shape, (width, out_len(shape[1], kernel, 1)), kernel, 1, wbits=wbits, abits=abits, stage=stage)

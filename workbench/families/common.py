@@ -46,13 +46,20 @@ def require_odd(fields, key, kernels) -> None:
             raise fields.error(f"kernel {k} must be odd (same padding)", key)
 
 
-@lru_cache(maxsize=None)
+# Segments are memoised so that architectures sharing a stage share one Segment object (cheap keys for the
+# cost and memory memos, lowering once per stage). Bounded per function: 3,000 random architectures of each
+# shipped space produce at most ~2,800 distinct segments (vision's MBConv stages), so 8,192 keeps every
+# segment of a long search, while a space with very long choice lists cannot grow the memo without limit.
+SEGMENT_MEMO_SIZE = 8192
+
+
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)
 def conv_segment(shape, cout, kernel, stride, wbits, abits, stage, kernel_w=0, stride_w=0) -> Segment:
     """A single conv2d+BN+ReLU6 (stems)."""
     return Segment((conv2d(shape, cout, kernel, stride, wbits, abits, stage, kernel_w, stride_w),))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)
 def classifier_segment(shape, classes, wbits, abits, head_width=0) -> Segment:
     """[1x1 conv to ``head_width`` channels,] global average pooling and the fully connected classifier."""
     ops = []

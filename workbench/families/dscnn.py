@@ -15,7 +15,8 @@ from functools import lru_cache
 from ..ops import Segment
 from ..yamlio import Fields
 from . import Family, register
-from .common import BLOCK_KEYS, PRECISION_BITS, classifier_segment, conv2d, conv_segment, data_dim, require_odd
+from .common import (BLOCK_KEYS, PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv2d, conv_segment,
+                     data_dim, require_odd)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class DSCNNSpec:
     stem_stride_w: tuple[int, ...] = ()
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _block(shape, width, kernel, stride, wbits, abits, stage) -> Segment:
     return Segment((conv2d(shape, width, kernel, stride, wbits, abits, stage, kind="dsconv2d"),))
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from ..ops import Op, Segment, out_len
 from ..yamlio import Fields
 from . import Family, register
-from .common import (PRECISION_BITS, classifier_segment, conv_segment, data_dim, parse_image_input,
+from .common import (PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv_segment, data_dim, parse_image_input,
                      parse_square_stem, require_odd as _require_odd)
 
 
@@ -33,7 +33,7 @@ class MBConvSpec:
     head_width: tuple[int, ...]
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _stage(shape, depth, width, kernel, expand, stride, wbits, abits, stage) -> Segment:
     """``depth`` MBConv blocks; the first has the stage stride, a residual where shapes allow."""
     ops = []

@@ -14,7 +14,7 @@ from math import prod
 from ..ops import Op, Segment
 from ..yamlio import Fields
 from . import Family, register
-from .common import PRECISION_BITS
+from .common import PRECISION_BITS, SEGMENT_MEMO_SIZE
 
 MAX_LAYERS = 32
 _LAYER_KEYS = tuple((f"l{i}", f"l{i}_width", f"l{i}_wbits") for i in range(1, MAX_LAYERS + 1))
@@ -28,17 +28,17 @@ class MLPSpec:
     widths: tuple[tuple[int, ...], ...]  # width choices per layer position
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _layer(width_in, width, wbits, abits, stage) -> Segment:
     return Segment((Op("linear_relu", (width_in,), (width,), wbits=wbits, abits=abits, stage=stage),))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _output(width_in, classes, wbits, abits) -> Segment:
     return Segment((Op("linear", (width_in,), (classes,), wbits=wbits, abits=abits, stage="head"),))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _flatten(shape, wbits, abits) -> Segment:
     return Segment((Op("flatten", shape, (prod(shape),), wbits=wbits, abits=abits, stage="stem"),))
 

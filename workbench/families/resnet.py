@@ -13,7 +13,7 @@ from functools import lru_cache
 from ..ops import Op, Segment
 from ..yamlio import Fields
 from . import Family, register
-from .common import (PRECISION_BITS, classifier_segment, conv_segment, data_dim, parse_image_input,
+from .common import (PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv_segment, data_dim, parse_image_input,
                      parse_square_stem, require_odd, window_out)
 
 
@@ -36,7 +36,7 @@ class ResNetSpec:
     stages: tuple[ResStageSpec, ...]
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=SEGMENT_MEMO_SIZE)  # bounded: see families.common
 def _stage(shape, depth, width, kernel, stride, wbits, abits, stage) -> Segment:
     ops = []
     for b in range(depth):

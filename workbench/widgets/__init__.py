@@ -5,8 +5,8 @@
     ParetoExplorer(result, device="stm32l4r5")        # front on another device, click → inspector + export
     FrontComparison([(result, "stm32f746"), (result, "stm32l4r5")])   # fronts + hypervolumes
 
-Every widget reads what the search stored (``workbench.front`` records with per-device predictions)
-and survives a page reload: each figure is one synced state (``PlotView``), so a reloaded page draws what
+Every widget reads what the search stored through ``workbench.study.StoredStudy`` (records with per-device
+predictions; the one front rule and the one best rule) and survives a page reload: each figure is one synced state (``PlotView``), so a reloaded page draws what
 Python holds; ``LiveSearch.attach(study, storage)`` finds a running search again. Importing this package
 in IPython shows a ``WorkbenchError`` as one line instead of a traceback.
 Needs the ``notebook`` extra (``pip install -e ".[notebook]"``): without it, importing this package raises

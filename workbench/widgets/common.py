@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import optuna
 
 from ..errors import WorkbenchError
-from ..front import TrialRecord, load_records, pareto_front, study_device
+from ..front import TrialRecord, best_of, by_architecture
 from ..profiles import DeviceProfile, profiles_with
-from ..storage import DEFAULT_STORAGE, load_study
+from ..study import StoredStudy, StudySettings
 
 # axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
 # ``latency@<profile>`` pins latency to one profile whatever device is picked.
@@ -36,13 +36,18 @@ PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 @dataclass
 class StudyView:
-    """A stored study plus the settings the search saved with it (target device, objectives, budget)."""
+    """A stored study as the widgets read it: :class:`workbench.study.StoredStudy` (settings, target, the
+    one front rule and the one best rule) plus the records last read, so every widget of a view draws the
+    same snapshot until ``reload()``."""
 
     study: optuna.Study
     storage_url: str | None = None  # needed to export (the exporter reopens the study by name)
-    records: list[TrialRecord] = field(default_factory=list)
+    records: list[TrialRecord] = field(default_factory=list)  # one per completed trial
+    architectures: list[TrialRecord] = field(default_factory=list)  # one per trained architecture (+ rejected)
 
     def __post_init__(self):
+        self.stored = StoredStudy(self.study, self.storage_url)
+        self.storage_url = self.stored.storage_url
         self.reload()
 
     @property
@@ -50,35 +55,45 @@ class StudyView:
         return self.study.study_name
 
     @property
-    def settings(self) -> dict:
-        return self.study.user_attrs
+    def settings(self) -> StudySettings:
+        return self.stored.settings
 
     @property
     def objectives(self) -> tuple[str, ...]:
-        return tuple(self.settings.get("objectives", ("accuracy", "latency")))
+        return self.settings.objectives
 
     @property
     def latency_budget_ms(self) -> float | None:
-        return self.settings.get("latency_budget_ms")
+        return self.settings.latency_budget_ms
 
     @property
     def target(self) -> DeviceProfile:
         """The device the search aimed at (a user profile folder is found again by its path)."""
-        return study_device(self.settings)
+        return self.stored.target
 
     def reload(self) -> list[TrialRecord]:
-        """Re-read finished trials: the storage is the single source of truth (live searches append)."""
-        self.records = load_records(self.study)
+        """Re-read finished trials and extra seeds: the storage is the single source of truth (live searches
+        append, ``workbench repeats`` adds measurements)."""
+        self.stored.refresh()
+        self.records = self.stored.records()
+        self.architectures = by_architecture(self.records)
         return self.records
 
     def record(self, number: int) -> TrialRecord:
+        """What trial ``number`` stands for: its architecture's record (all measurements, numbered by the
+        first trained trial) when it was trained or is a duplicate, else the trial's own record."""
         for r in self.records:
             if r.number == number:
-                return r
+                wanted = r.duplicate_of if r.duplicate_of is not None else number
+                return next((a for a in self.architectures if wanted in a.trials), r)
         raise WorkbenchError(f"study {self.name!r} has no finished trial {number}")
 
     def front(self, profile: DeviceProfile, objectives=None) -> list[TrialRecord]:
-        return pareto_front(self.records, profile, objectives or self.objectives, self.latency_budget_ms)
+        return self.stored.front(profile, objectives, records=self.records)
+
+    def best(self, profile: DeviceProfile) -> TrialRecord | None:
+        """The best rule on the front of ``profile`` (highest mean accuracy, then latency, then trial)."""
+        return best_of(self.front(profile), profile)
 
     def profiles(self, extra=()) -> dict[str, DeviceProfile]:
         """Every shipped profile, the target (which may be a user's own folder) and ``extra`` ones
@@ -87,28 +102,21 @@ class StudyView:
 
 
 def study_view(source, storage: str | None = None) -> StudyView:
-    """Accept what a notebook has at hand: a SearchResult, a Search, an optuna Study, a StudyView or a
-    study name (with ``storage``)."""
+    """Accept what a notebook has at hand: a SearchResult, a Search, an optuna Study, a StoredStudy, a
+    StudyView or a study name (with ``storage``)."""
     if isinstance(source, StudyView):
         return source
     study = getattr(source, "study", source)
     url = storage or getattr(source, "storage_url", None) or _str_or_none(getattr(source, "storage", None))
     if isinstance(study, str):
-        url = url or DEFAULT_STORAGE
-        study = load_study(study, url)
+        study = StoredStudy(study, url).study
     if not isinstance(study, optuna.Study):
         raise WorkbenchError(f"cannot read a study from {type(source).__name__}")
-    return StudyView(study, url or _storage_url(study))
+    return StudyView(study, url)
 
 
 def _str_or_none(value) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _storage_url(study: optuna.Study) -> str | None:
-    """An RDB study remembers its URL (behind Optuna's cache); a journal study does not."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    return getattr(backend, "url", None)
 
 
 # ---------------------------------------------------------------- metrics on axes
@@ -158,7 +166,9 @@ def minimised(axis: str) -> bool:
 def hover_text(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: float | None = None) -> str:
     """Hover: the architecture summary, what it costs on the picked device and why it does not fit."""
     pred = record.prediction(profile)
-    acc = "rejected before training" if record.accuracy is None else f"accuracy {record.accuracy:.4f}"
+    acc = "rejected before training" if record.accuracy is None else f"accuracy {record.accuracy_text()}"
+    if record.n > 1:
+        acc += f"<br>measured {', '.join(f'{v:.4f}' for v in record.measurements)}"
     lat = "not runnable" if pred["latency_ms"] is None else f"{pred['latency_ms']:.3f} ms"
     problems = record.fit_problems(profile, latency_budget_ms)
     fit = f"does not fit: {html.escape('; '.join(problems))}" if problems else f"fits {html.escape(profile.name)}"

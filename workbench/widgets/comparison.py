@@ -98,7 +98,7 @@ class FrontComparison(widgets.VBox):
         for e in self.entries:
             pts = e.points()
             out.append({"label": e.label, "study": e.view.name, "device": e.profile.name,
-                        "sampler": e.view.settings.get("sampler", "?"), "trials": len(e.view.records),
+                        "sampler": e.view.settings.sampler, "trials": len(e.view.records),
                         "front": len(pts), "best_accuracy": max((a for a, _ in pts), default=None),
                         "fastest_ms": min((lat for _, lat in pts), default=None),
                         "hypervolume": normalised_hypervolume(pts, ref),
@@ -165,6 +165,8 @@ class FrontComparison(widgets.VBox):
                     y=[r.accuracy for r in front], name=entry.label if front else f"{entry.label} (empty)",
                     mode="lines+markers", line=dict(shape="hv", color=PALETTE[i % len(PALETTE)]), marker=dict(size=9),
                     customdata=[r.number for r in front], hoverinfo="text",
+                    error_y=dict(type="data", array=[r.accuracy_std or 0.0 for r in front],
+                                 visible=any(r.accuracy_std for r in front), thickness=1.2, width=3),
                     hovertext=[f"{esc(entry.label)}<br>{hover_text(r, entry.profile, budget)}" for r in front])
 
     @staticmethod

@@ -1,4 +1,8 @@
-"""Pareto explorer: every trial of a study on one plot, the front for any device profile, click to inspect.
+"""Pareto explorer: every architecture of a study on one plot, the front for any device profile, click to inspect.
+
+One point per architecture + policy (``workbench.front.by_architecture``): trials that trained the same one and
+the extra seeds of ``workbench repeats`` are one point at their mean accuracy, with a ± one standard deviation
+error bar on the accuracy axis; duplicates that were never trained are not drawn.
 
 Points are coloured by what they are *on the picked device*, by the one feasibility rule
 (``TrialRecord.fit_problems``: kernels, SRAM, flash and the study's latency budget): on the front (red,
@@ -18,7 +22,7 @@ import threading
 
 import ipywidgets as widgets
 
-from ..front import TrialRecord
+from ..front import TrialRecord, best_of
 from ..profiles import DeviceProfile
 from .common import (COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value,
                      minimised, one_line_error, split_axis, study_view)
@@ -114,7 +118,7 @@ class ParetoExplorer(widgets.VBox):
         """Show trial ``number`` in the inspector (what a click on its point does) and ring it on the plot."""
         with self._lock:
             record = self.view.record(number)
-            self.selected = number
+            self.selected = record.number
             self.inspector.show(record, self.profile)
             self._draw()
             return record
@@ -139,7 +143,7 @@ class ParetoExplorer(widgets.VBox):
     def _groups(self, profile: DeviceProfile) -> dict[int, list[TrialRecord]]:
         on_front = {r.number for r in self.front}
         groups = {FEASIBLE: [], INFEASIBLE: [], REJECTED: [], FRONT: list(self.front)}
-        for r in self.view.records:
+        for r in self.view.architectures:  # one point per architecture: all its measurements, at their mean
             if r.accuracy is None:
                 groups[REJECTED].append(r)
             elif r.number not in on_front:
@@ -198,8 +202,21 @@ class ParetoExplorer(widgets.VBox):
         trace = dict(type="scatter", mode="markers", name=f"{LABELS[index]} ({len(self.groups[index])})",
                      x=[p[0] for p in points], y=[p[1] for p in points], customdata=[p[2].number for p in points],
                      hovertext=[hover_text(p[2], profile, self.view.latency_budget_ms) for p in points],
-                     hoverinfo="text", marker=marker)
+                     hoverinfo="text", marker=marker, **self._error_bars(points))
         return {**trace, **style}
+
+    def _error_bars(self, points) -> dict:
+        """± one standard deviation of an architecture's accuracy measurements on the accuracy axis (none for
+        a single measurement)."""
+        stds = [p[2].accuracy_std or 0.0 for p in points]
+        if not any(stds):
+            return {}
+        bars = dict(type="data", array=stds, visible=True, thickness=1.2, width=3)
+        if split_axis(self.y_picker.value)[0] == "accuracy":
+            return {"error_y": bars}
+        if split_axis(self.x_picker.value)[0] == "accuracy":
+            return {"error_x": bars}
+        return {}
 
     def _rug_trace(self, rug, placed, x_range, profile: DeviceProfile) -> dict:
         """Rejected candidates: with a y value (e.g. flash) on the main axes; without (no accuracy) on the
@@ -248,7 +265,7 @@ class ParetoExplorer(widgets.VBox):
                            marker=dict(color=COLORS["front"], size=11, symbol="diamond"))
 
     def _selected_point(self, profile: DeviceProfile) -> tuple[float, float | None] | None:
-        record = next((r for r in self.view.records if r.number == self.selected), None)
+        record = next((r for r in self.view.architectures if r.number == self.selected), None)
         if record is None:
             return None
         x, y = self._xy(record, profile)
@@ -301,13 +318,13 @@ class ParetoExplorer(widgets.VBox):
     def _status_html(self, profile: DeviceProfile) -> str:
         budget = self.view.latency_budget_ms
         front = ", ".join(str(r.number) for r in self.front) or "none"
-        best = max(self.front, key=lambda r: r.accuracy, default=None)
+        best = best_of(self.front, profile)
         if best:
             lat = best.prediction(profile)["latency_ms"]
-            best_text = f"best accuracy {best.accuracy:.4f} at {lat:.3f} ms (trial {best.number})"
+            best_text = f"best accuracy {best.accuracy_text()} at {lat:.3f} ms (trial {best.number})"
         else:
             best_text = "no trained trial fits"
-        not_drawn = sum(1 for r in self.view.records if not self._drawable(*self._xy(r, profile), r))
+        not_drawn = sum(1 for r in self.view.architectures if not self._drawable(*self._xy(r, profile), r))
         return (f"<div class='wb-status-line' data-front='{front}'><b>{len(self.view.records)}</b> finished trials · "
                 f"front on <b class='wb-device'>{esc(profile.name)}</b>: trials "
                 f"<span class='wb-front'>{front}</span> · {best_text} · "

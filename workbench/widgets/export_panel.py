@@ -16,12 +16,14 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from ..export import trial_folder
+from ..exporters import FORMATS
 from ..front import TrialRecord
+from ..notices import listening, one_line
 from ..profiles import load_profile
 from .common import esc, one_line_error
 
-FORMAT_CHOICES = (("ONNX fp32", "onnx"), ("ONNX int8", "onnx-int8"), ("TFLite fp32", "tflite"),
-                  ("TFLite int8", "tflite-int8"))
+# the dropdown: every registered format (exporters.FORMATS is the one list), labelled by its description's head
+FORMAT_CHOICES = tuple((fmt.description.split(" (")[0].split(":")[0], name) for name, fmt in FORMATS.items())
 
 
 def result_html(result) -> str:
@@ -34,7 +36,7 @@ def result_html(result) -> str:
         rows.append(f"<tr><td>{esc(name)}</td><td><code>{esc(Path(result.out_dir).absolute() / e['file'])}</code>{fallbacks}</td>"
                     f"<td>{e['bytes'] / 1024:.1f} KB</td><td>{v['accuracy']:.4f} (PyTorch {v['pytorch_accuracy']:.4f})"
                     f"</td><td>{100 * v['agreement']:.2f}%</td><td>{v['max_abs_logit_diff']:.2e}</td>"
-                    f"<td>{e['latency_ms_measured']['median']:.4f} ms</td><td>{verdict}</td></tr>")
+                    f"<td>{e['latency_ms_measured']['ms']:.4f} ms</td><td>{verdict}</td></tr>")
     training = result.manifest.get("training", {})
     stored = training.get("stored_accuracy")
     trained = (f"weights rebuilt by retraining ({training.get('epochs')} epochs, seed {training.get('seed')}): "
@@ -73,12 +75,16 @@ class ExportPanel(widgets.VBox):
         self.target.add_class("wb-export-target")
         self.output = widgets.HTML("")
         self.output.add_class("wb-export-output")
+        self.notices = widgets.HTML("")  # the export's WorkbenchNotices (e.g. a retrain that missed the stored accuracy)
+        self.notices.add_class("wb-notices")
+        self.shown_notices: list[str] = []
         self.button.on_click(lambda _: self.start())
         self.out_dir.observe(lambda _: self._show_target(), names="value")
         self._thread: threading.Thread | None = None
         super().__init__([widgets.HTML("<h5>Export this trial</h5>"),
                           widgets.HBox([self.format, self.out_dir, self.button],
-                                       layout=widgets.Layout(flex_flow="row wrap")), self.target, self.output])
+                                       layout=widgets.Layout(flex_flow="row wrap")), self.target, self.output,
+                          self.notices])
         self.add_class("wb-export")
 
     def folder(self, record: TrialRecord | None = None) -> Path | None:
@@ -125,10 +131,17 @@ class ExportPanel(widgets.VBox):
             self.output.value = "<br>".join(esc(line) for line in lines[-4:]) + " …"
 
         self.output.value = f"exporting trial {self.record.number} as {esc(fmt)} …"
-        self.result = export_trial(self.study_name, self.storage, self.record.number, [fmt], self.folder(),
-                                   device=self.device, log=log, repeats=self.repeats)
+        self.shown_notices, self.notices.value = [], ""
+        with listening(self._show_notice):  # this thread's notices go to the panel, not to whichever cell runs
+            self.result = export_trial(self.study_name, self.storage, self.record.number, [fmt], self.folder(),
+                                       device=self.device, log=log, repeats=self.repeats)
         self.output.value = result_html(self.result)
         return self.result
+
+    def _show_notice(self, notice) -> None:
+        self.shown_notices.append(str(notice))
+        self.notices.value = "".join(f"<div style='font-size:12px;color:#c60'>{esc(one_line(text))}</div>"
+                                     for text in self.shown_notices)
 
     def start(self) -> None:
         """Button handler: export in a thread so the page keeps rendering while it trains/converts."""

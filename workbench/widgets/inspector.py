@@ -95,7 +95,11 @@ def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = ""
     """The whole panel for one trial on one device."""
     pred = record.prediction(profile)
     acc = ("rejected before training (no accuracy)" if record.accuracy is None
-           else f"accuracy {record.accuracy:.4f}")
+           else f"accuracy {record.accuracy_text()}")
+    if record.n > 1:
+        acc += (f" <span class='wb-measurements'>(measured {', '.join(f'{v:.4f}' for v in record.measurements)}: "
+                f"trial{'s' if len(record.trials) > 1 else ''} {', '.join(map(str, record.trials))} and other "
+                f"seeds; the front uses the mean)</span>")
     lat = "not runnable" if pred["latency_ms"] is None else f"{pred['latency_ms']:.3f} ms"
     return (f"<h4 class='wb-trial-title'>Trial {record.number}{' of ' + esc(study_name) if study_name else ''} "
             f"on {esc(profile.name)}</h4>"

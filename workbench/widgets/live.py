@@ -2,7 +2,7 @@
 again after a page reload or from a new cell.
 
 The search runs in a background thread, so the cell returns at once and the page keeps rendering
-(widgets send their updates from that thread). The thread asks the search for one more finished
+(widgets send their updates from that thread). The thread asks the search for one more trained
 trial at a time (``Search.run(k)`` resumes the study up to k trials, with the same sampler), so when
 it refreshes the explorer the trial is already stored as complete. ``Search.listeners`` still
 deliver each ``TrialOutcome`` for the last-trial line. ``wait()`` joins the thread (headless runs).
@@ -23,23 +23,27 @@ import ipywidgets as widgets
 import optuna
 
 from ..errors import WorkbenchError
-from ..search import Search, SearchResult, TrialOutcome
+from ..front import best_of
+from ..notices import listening, one_line
+from ..search import Search, SearchResult, TrialOutcome, is_trained
 from ..storage import DEFAULT_STORAGE, load_study
+from ..study import StudySettings
 from .common import one_line_error
 from .explorer import ParetoExplorer
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 _RUNNING: dict[tuple[str, str], "LiveSearch"] = {}  # (storage URL, study) → the widget whose thread runs it
 _REGISTRY_LOCK = threading.Lock()
 
 
 def progress_counts(study: optuna.Study) -> tuple[int, int, list[float]]:
-    """(finished, running, completion times in s since the epoch, oldest first) — read from the storage."""
+    """(trained, running, completion times of the trained ones in s since the epoch, oldest first) — read from
+    the storage. Trained trials are what a study's target counts (``workbench.search.is_trained``): candidates
+    rejected before training and duplicates of a trained architecture are stored but not counted."""
     trials = study.get_trials(deepcopy=False)
-    finished = [t for t in trials if t.state in FINISHED]
+    trained = [t for t in trials if is_trained(t)]
     running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
-    times = sorted(t.datetime_complete.timestamp() for t in finished if t.datetime_complete is not None)
-    return len(finished), running, times
+    times = sorted(t.datetime_complete.timestamp() for t in trained if t.datetime_complete is not None)
+    return len(trained), running, times
 
 
 def seconds_left(completions: list[float], finished: int, target: int, window: int = 10) -> float | None:
@@ -75,7 +79,7 @@ class LiveSearch(widgets.VBox):
                  **explorer_kwargs):
         self.search, self.timeout, self.poll_s = search, timeout, poll_s
         self.study: optuna.Study = search.study
-        self.trials = int(trials if trials is not None else self.study.user_attrs.get("trials") or 0)
+        self.trials = int(trials) if trials is not None else StudySettings.stored_target(self.study)
         self.result: SearchResult | None = None
         self.error: BaseException | None = None
         self.following = False  # True: the search runs elsewhere; this widget polls the storage
@@ -89,6 +93,9 @@ class LiveSearch(widgets.VBox):
         self.last.add_class("wb-last")
         self.best = widgets.HTML()
         self.best.add_class("wb-best")
+        self.notices = widgets.HTML()  # the search thread's WorkbenchNotices (e.g. the space looks exhausted)
+        self.notices.add_class("wb-notices")
+        self.shown_notices: list[str] = []
         self.stop_button = widgets.Button(description="Stop after this trial", icon="stop", disabled=True,
                                           layout=widgets.Layout(width="auto", min_width="190px"))
         self.stop_button.add_class("wb-stop")
@@ -97,7 +104,7 @@ class LiveSearch(widgets.VBox):
         if search is not None:
             search.listeners.append(self._on_outcome)
         super().__init__([widgets.HBox([self.progress, self.count, self.stop_button]), self.last, self.best,
-                          self.explorer], layout=widgets.Layout(width="100%"))
+                          self.notices, self.explorer], layout=widgets.Layout(width="100%"))
         self.add_class("wb-live")
         self._show_progress()
         self.last.value = self._idle_text()
@@ -177,7 +184,7 @@ class LiveSearch(widgets.VBox):
 
     @property
     def finished(self) -> int:
-        """Finished trials in the study (complete or pruned), as ``Search.run`` counts them."""
+        """Trained trials in the study, as ``Search.run`` counts them toward its target."""
         return progress_counts(self.study)[0]
 
     @property
@@ -187,13 +194,18 @@ class LiveSearch(widgets.VBox):
     # ------------------------------------------------------------ threads
     def _run(self) -> None:
         start = time.monotonic()
+        self.shown_notices, self.notices.value = [], ""
         try:
             self._store_target()
             while self.finished < self.trials and not self._stop.is_set():
                 if self.timeout is not None and time.monotonic() - start > self.timeout:
                     break
-                self.result = self.search.run(self.finished + 1)  # exactly one more finished trial
+                with listening(self._show_notice):  # this thread's notices go to the widget, not to a random cell
+                    self.result = self.search.run(self.finished + 1)  # exactly one more trained trial
                 self._after_trial()
+                if self.result.stopped:  # the space looks exhausted under the constraints: asking again is futile
+                    self.last.value = f"<i>stopped: {html.escape(self.result.stopped)}</i>"
+                    break
             if self.result is None and self.finished:  # nothing left to run: a resumed, complete study
                 self.result = self.search.run(self.finished)
                 self.last.value = (f"<i>resumed a complete study: {self.finished} / {self.trials} trials already "
@@ -210,16 +222,15 @@ class LiveSearch(widgets.VBox):
     def _store_target(self) -> None:
         """The study remembers the whole target (``Search.run(k)`` stores k, one more each step), so a view
         attached later — or a ``workbench worker`` — knows N."""
-        stored = self.study.user_attrs.get("trials")
-        if stored is None or self.trials > int(stored):
-            self.study.set_user_attr("trials", self.trials)
+        if self.trials > StudySettings.stored_target(self.study):
+            self.study.set_user_attr(StudySettings.TARGET, self.trials)
 
     def _follow(self) -> None:
         """Poll the storage until the study reaches its target and nothing runs (or stop() is pressed)."""
         seen = -1
         try:
             while not self._stop.is_set():
-                self.trials = max(self.trials, int(self.study.user_attrs.get("trials") or 0))
+                self.trials = max(self.trials, StudySettings.stored_target(self.study))
                 finished, running, _ = progress_counts(self.study)
                 if finished != seen:
                     seen = finished
@@ -235,7 +246,7 @@ class LiveSearch(widgets.VBox):
 
     def _after_trial(self) -> None:
         if not self.trials:
-            self.trials = int(self.study.user_attrs.get("trials") or 0)
+            self.trials = StudySettings.stored_target(self.study)
         self._show_progress()
         self.explorer.refresh()
         self._show_best()
@@ -269,7 +280,7 @@ class LiveSearch(widgets.VBox):
         left = "done" if target and finished >= target else duration_text(seconds_left(completions, finished, target))
         running_text = f" · {running} running" if running else ""
         self.count.value = (f"<span class='wb-count' data-finished='{finished}' data-target='{target}'>"
-                            f"<b>{finished} / {target}</b> trials · {left}{running_text}</span>")
+                            f"<b>{finished} / {target}</b> trained trials · {left}{running_text}</span>")
 
     def _idle_text(self) -> str:
         finished = self.finished
@@ -279,16 +290,21 @@ class LiveSearch(widgets.VBox):
             return f"<i>{finished} / {self.trials} trials stored; start() resumes the study</i>"
         return "<i>not started</i>"
 
+    def _show_notice(self, notice) -> None:
+        self.shown_notices.append(str(notice))
+        self.notices.value = "".join(f"<div style='font-size:12px;color:#c60'>{html.escape(one_line(text))}</div>"
+                                     for text in self.shown_notices)
+
     def _on_outcome(self, outcome: TrialOutcome) -> None:
         self.last.value = html.escape(outcome.line())
 
     def _show_best(self) -> None:
         front = self.explorer.front
-        best = max(front, key=lambda r: r.accuracy, default=None)
+        best = best_of(front, self.explorer.profile)
         target = self.explorer.profile.name
         if best is None:
             self.best.value = f"best so far on {html.escape(target)}: no trained trial fits yet"
             return
         lat = best.prediction(self.explorer.profile)["latency_ms"]
-        self.best.value = (f"best so far on <b>{html.escape(target)}</b>: accuracy <b>{best.accuracy:.4f}</b> "
+        self.best.value = (f"best so far on <b>{html.escape(target)}</b>: accuracy <b>{best.accuracy_text()}</b> "
                            f"at {lat:.3f} ms (trial {best.number}) · front size {len(front)}")

@@ -1,0 +1,165 @@
+"""What a search is: a validated, frozen configuration — and the one place its defaults and choices live.
+
+:class:`SearchConfig` holds the loaded space, device, data and every option, each checked once, when the
+config is made (:meth:`SearchConfig.load` takes names or paths the way the CLI and notebooks give them).
+It does no I/O on a storage: the runner (:class:`workbench.search.Search`) opens the study. The CLI takes
+its defaults from the field defaults here (:func:`default`) and its choices from the registries
+(:data:`~workbench.search.samplers.SAMPLERS`, :data:`~workbench.search.objective.EVALUATORS`); a study
+stores the config as :class:`workbench.study.StudySettings` (:meth:`SearchConfig.to_settings`) and a
+worker rebuilds it from there (:meth:`SearchConfig.from_settings`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..errors import WorkbenchError
+from ..front import OBJECTIVES
+from ..profiles import DeviceProfile, load_profile, profiles_with
+from ..space import SearchSpace, load_space, space_from_text
+from ..storage import check_study_name
+from ..study import StudySettings
+from .objective import EVALUATORS
+from .samplers import SAMPLERS, SamplerContext
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A search's definition. Build it with :meth:`load` (names, paths or loaded objects); constructing it
+    directly checks the options the same way (``__post_init__`` only validates, it changes nothing)."""
+
+    space: SearchSpace
+    device: DeviceProfile
+    data: Any  # workbench.data.Dataset
+    study_name: str
+    profiles: tuple[DeviceProfile, ...]  # every profile each trial is scored on: the shipped ones and the target
+    data_source: str = ""  # the name or path the data was given by (a worker loads it again from there)
+    data_notes: tuple[str, ...] = ()  # how the data are fitted to the space (printed as ``note:`` lines)
+    sampler: str = "tpe"
+    seed: int = 0
+    latency_budget_ms: float | None = None
+    objectives: tuple[str, ...] = ("accuracy", "latency")
+    epochs: int = 3
+    population: int = 16
+    evaluator: str = "train"
+
+    def __post_init__(self):
+        if not isinstance(self.objectives, tuple):
+            raise TypeError("SearchConfig.objectives must be a tuple (SearchConfig.load converts a list)")
+        if self.objectives[:2] != ("accuracy", "latency") or not set(self.objectives) <= set(OBJECTIVES):
+            raise WorkbenchError(f"--objectives: must start with accuracy,latency and add only sram/flash; "
+                                 f"got {','.join(map(str, self.objectives))}")
+        check_study_name(self.study_name)
+        SAMPLERS.check(self.sampler)
+        EVALUATORS.check(self.evaluator)
+        if self.latency_budget_ms is not None and not 0 < self.latency_budget_ms < float("inf"):
+            raise WorkbenchError(f"--latency-budget: must be > 0 ms, got {self.latency_budget_ms}")
+        for flag, value, least in (("--epochs", self.epochs, 1), ("--population", self.population, 2),
+                                   ("--seed", self.seed, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value!r}")
+        if self.device.name not in {p.name for p in self.profiles}:
+            raise WorkbenchError(f"device {self.device.name}: not among the profiles the search scores")
+
+    @classmethod
+    def load(cls, space: SearchSpace | str, device: DeviceProfile | str, data: Any = None, *,
+             study_name: str | None = None, **options) -> "SearchConfig":
+        """Load and check everything a search needs — before any storage is opened, so a refused command
+        leaves no study, no trial and no changed setting behind. ``data=None``: the space's dataset."""
+        from ..data import check_against_space, load_dataset
+
+        space = load_space(space) if isinstance(space, str) else space
+        device = load_profile(device) if isinstance(device, str) else device
+        if data is None:
+            data = space.dataset or None
+            if data is None:
+                raise WorkbenchError(f"--data: space {space.name!r} names no default dataset; give one")
+        source = data if isinstance(data, str) else getattr(data, "name", "")
+        dataset = load_dataset(data) if isinstance(data, str) else data
+        notes = tuple(check_against_space(dataset, space, source))
+        if "objectives" in options:
+            options["objectives"] = tuple(options["objectives"])
+        config = cls(space, device, dataset, study_name if study_name is not None else f"{space.name}-{device.name}",
+                     tuple(profiles_with(device).values()), source, notes, **options)
+        check_lut_coverage(space, config.profiles)
+        return config
+
+    # ---------------------------------------------------------------- stored form
+    def to_settings(self, trials: int | None = None) -> StudySettings:
+        """The study's stored settings (its user attributes: ``to_settings().to_attrs()``)."""
+        return StudySettings(space=self.space.name, space_yaml=self.space.text, device=self.device.name,
+                             data=self.data.name, objectives=self.objectives, latency_budget_ms=self.latency_budget_ms,
+                             epochs=self.epochs, seed=self.seed, sampler=self.sampler, evaluator=self.evaluator,
+                             space_file=self.space.path or None, device_file=self.device.path or None,
+                             data_source=self.data_source, trials=trials)
+
+    @classmethod
+    def from_settings(cls, settings: StudySettings, study_name: str, *, device: DeviceProfile | str | None = None,
+                      data: Any = None, **options) -> "SearchConfig":
+        """The config of a stored study (a worker joining it): the space from its stored YAML, the device by
+        the creator's path when this machine has it (else by name), the data by name or path — or
+        ``device``/``data`` given here. ``options`` override the stored ones (e.g. ``population``)."""
+        from ..front import study_device
+
+        space = space_from_text(settings.space_yaml, f"study {study_name} (stored space)")
+        stored = dict(sampler=settings.sampler, seed=settings.seed, latency_budget_ms=settings.latency_budget_ms,
+                      objectives=settings.objectives, epochs=settings.epochs, evaluator=settings.evaluator)
+        stored.update(options)
+        return cls.load(space, study_device(settings, device), data or settings.data_source or settings.data,
+                        study_name=study_name, **stored)
+
+    # ---------------------------------------------------------------- what others need from it
+    def sampler_context(self, seed: int) -> SamplerContext:
+        return SamplerContext(seed=seed, population=self.population, space=self.space, device=self.device,
+                              profiles=self.profiles, latency_budget_ms=self.latency_budget_ms,
+                              objectives=self.objectives, data=self.data, evaluator=self.evaluator, epochs=self.epochs)
+
+    def compared_settings(self) -> dict:
+        """The settings a resume must match (names; their content is compared by fingerprint)."""
+        attrs = self.to_settings().to_attrs()
+        return {key: attrs[key] for key in COMPARED}
+
+
+def check_lut_coverage(space: SearchSpace, profiles: Sequence[DeviceProfile]) -> None:
+    """Every op the space can produce at a precision a profile runs must have a latency in its LUT: an
+    entry, or an interpolation fitted on at least 3 entries of that precision. Checked before the study
+    is touched, so a profile that cannot cost the space never adds a failed trial."""
+    from ..space import enumerate_ops
+
+    for profile in profiles:
+        counts: dict[str, int] = {}
+        for entry in profile.lut.entries.values():
+            counts[entry.prec] = counts.get(entry.prec, 0) + 1
+        thin = [p for p in profile.precisions if counts.get(p, 0) < 3]
+        if not thin:
+            continue
+        for op in enumerate_ops([space], thin):
+            if op.key not in profile.lut.mean_ms:
+                raise WorkbenchError(f"device {profile.name}: its LUT has {counts.get(op.precision, 0)} "
+                                     f"{op.precision} entries, too few to interpolate {op.key} (which space "
+                                     f"{space.name!r} can produce); add entries (3 or more per precision) or "
+                                     f"remove {op.precision} from its precisions", where=profile.lut.path)
+
+
+COMPARED = ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator")
+
+
+def default(name: str):
+    """The default of option ``name`` (a :class:`SearchConfig` field): what the CLI shows and uses."""
+    for field in dataclasses.fields(SearchConfig):
+        if field.name == name and field.default is not dataclasses.MISSING:
+            return field.default
+    raise KeyError(name)
+
+
+def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``accuracy,latency,sram`` → a tuple (checked when the config is made)."""
+    if isinstance(text, str):
+        return tuple(o.strip() for o in text.split(",") if o.strip())
+    return tuple(text)
+
+
+# The quickstart: the README's first run (a short real search on built-in data).
+QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trials": 24, "epochs": 3,
+              "latency_budget_ms": 12.0, "study": "quickstart", "seed": 0}

@@ -1,0 +1,179 @@
+"""The objective of a search, without storage: architecture → costs on every device, constraints,
+evaluation (training or a training-free proxy) → objective values.
+
+The runner (:mod:`workbench.search.runner`) calls these steps with its bookkeeping (duplicates, the
+tally, heartbeats) in between; :func:`objective` strings them together for a plain
+``optuna.Study.optimize`` — the benchmarks use it, so they judge candidates exactly as ``workbench
+search`` does. Nothing here opens a storage or prints.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import optuna
+
+from ..arch import Architecture
+from ..cost import CostEstimate, estimate, violations
+from ..front import OBJECTIVES
+from ..space import TrialSuggester
+from ..study import Keys, arch_key
+from .registry import Registry
+
+EVALUATORS = Registry("--evaluator", "evaluator")
+LEGACY_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads (a list, Optuna < 5)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What evaluating a candidate measured: the objective's quality value and the trial attributes
+    that record it (``accuracy``, ``fp32_accuracy``, … or a proxy's ``score``)."""
+
+    metric: float
+    attrs: dict
+
+
+def _train(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
+    from .. import train
+
+    result = train.train_and_evaluate(arch, data, epochs=epochs, seed=seed)
+    return Evaluation(result.accuracy, {Keys.ACCURACY: result.accuracy, Keys.FP32_ACCURACY: result.fp32_accuracy,
+                                        Keys.TRAIN_SECONDS: round(result.train_seconds, 3), Keys.TRAIN_SEED: seed})
+
+
+def _proxy(score: Callable[[], float]) -> Evaluation:
+    """A training-free score instead of accuracy (stored as ``score``, never as ``accuracy``)."""
+    start = time.perf_counter()
+    value = score()
+    return Evaluation(value, {Keys.SCORE: value, Keys.EVAL_SECONDS: round(time.perf_counter() - start, 5)})
+
+
+def _synflow(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
+    from ..proxies import synflow
+
+    return _proxy(lambda: synflow(arch, seed=seed))
+
+
+def _naswot(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
+    from ..proxies import naswot
+
+    return _proxy(lambda: naswot(arch, data.adapted(arch.input_shape)[0][:64], seed=seed))
+
+
+EVALUATORS.register("train", _train, "train each candidate for --epochs and measure its held-out accuracy")
+EVALUATORS.register("synflow", _synflow, "SynFlow training-free score (data-free; milliseconds)")
+EVALUATORS.register("naswot", _naswot, "NASWOT training-free score on 64 training samples (milliseconds)")
+
+
+def evaluation_seed(evaluator: str, seed: int, trial_number: int) -> int:
+    """Training uses the study seed plus the trial number (each trial its own initialisation, reproducible);
+    the proxies score a fixed initialisation (the study seed), so their scores compare architectures only."""
+    return seed + trial_number if evaluator == "train" else seed
+
+
+def evaluate(arch: Architecture, config, trial_number: int) -> Evaluation:
+    """Train (or score) ``arch`` as ``config`` says: its evaluator, data, epochs and seed."""
+    seed = evaluation_seed(config.evaluator, config.seed, trial_number)
+    return EVALUATORS.get(config.evaluator)(arch, config.data, epochs=config.epochs, seed=seed)
+
+
+def metric_label(evaluator: str) -> str:
+    """How a progress line names the measurement: ``acc``, or ``score`` for a training-free proxy."""
+    return "acc" if evaluator == "train" else "score"
+
+
+# ---------------------------------------------------------------- before any training
+
+def sample(config, suggester) -> Architecture:
+    """One architecture of the config's space, with a policy the target runs, fitted to the data."""
+    return config.space.sample(suggester, precisions=config.device.precisions, data=config.data.data_shape)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the LUTs and memory models say about a candidate (microseconds, no training)."""
+
+    arch: Architecture
+    costs: dict[str, CostEstimate]  # every profile the search scores, by name
+    target: str  # the target device's name
+    constraints: dict[str, float]  # on the target; > 0 is violated
+
+    @property
+    def rejected(self) -> tuple[str, ...]:
+        return tuple(name for name, value in self.constraints.items() if value > 0)
+
+    @property
+    def prediction(self) -> dict:
+        return self.costs[self.target].to_dict()
+
+    @property
+    def key(self) -> str:
+        return arch_key(self.arch)
+
+
+def candidate_costs(arch: Architecture, profiles) -> dict[str, CostEstimate]:
+    return {p.name: estimate(arch, p) for p in profiles}
+
+
+def constraints(cost: CostEstimate, device, latency_budget_ms: float | None) -> dict[str, float]:
+    """The constraint values the sampler learns from (``cost.violations``: > 0 is over the limit)."""
+    return violations(cost, device, latency_budget_ms)
+
+
+def assess(arch: Architecture, config) -> Assessment:
+    costs = candidate_costs(arch, config.profiles)
+    return Assessment(arch, costs, config.device.name,
+                      constraints(costs[config.device.name], config.device, config.latency_budget_ms))
+
+
+def record_assessment(trial: optuna.Trial, assessment: Assessment, *, with_key: bool = True) -> None:
+    """The candidate's architecture, costs on every device and constraints, stored in the trial.
+    ``with_key=False`` leaves out the architecture key: in a shared study a feasible candidate writes it as
+    its claim on the architecture (:meth:`workbench.search.Search._claim`), under the study's lock."""
+    trial.set_user_attr(Keys.ARCH, assessment.arch.to_dict())
+    if with_key:
+        trial.set_user_attr(Keys.ARCH_KEY, assessment.key)
+    trial.set_user_attr(Keys.SUMMARY, assessment.arch.summary())
+    trial.set_user_attr(Keys.PREDICTIONS, {name: cost.to_dict() for name, cost in assessment.costs.items()})
+    for name, value in assessment.constraints.items():
+        trial.set_constraint(name, value)
+    # optuna-dashboard (0.21) reads only the list Optuna wrote before 5.0: store it too, so its Pareto plot
+    # greys infeasible candidates out instead of drawing them as models of accuracy 0.0 (trial.constraints
+    # then holds each value twice, by name and by position; sums of violations double, orders stay)
+    trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS, list(assessment.constraints.values()))
+    if assessment.rejected:
+        trial.set_user_attr(Keys.REJECTED, list(assessment.rejected))
+
+
+def record_evaluation(trial: optuna.Trial, evaluation: Evaluation) -> None:
+    for key, value in evaluation.attrs.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr(Keys.TRAINED, True)
+
+
+def objective_values(objectives, metric: float | None, prediction: dict) -> tuple[float, ...]:
+    """The values told to Optuna, in the order of ``objectives``. An infeasible candidate (``metric`` None)
+    has no measured quality: Optuna still needs a number, so it gets the worst accuracy, 0.0 — its
+    constraints mark it infeasible, which is what samplers and Optuna's plots go by (never by that value)."""
+    out = []
+    for objective in objectives:
+        field = OBJECTIVES[objective][0]
+        out.append((0.0 if metric is None else float(metric)) if field is None else float(prediction[field]))
+    return tuple(out)
+
+
+def objective(trial: optuna.Trial, config, evaluator: Callable[[Architecture, object, int], Evaluation] = evaluate
+              ) -> tuple[float, ...]:
+    """One candidate judged as ``workbench search`` judges it, for ``study.optimize(lambda t: objective(t,
+    config))``: sample, cost on every device, set the constraints, evaluate only a feasible candidate,
+    return the objective values. ``evaluator(arch, config, trial_number)`` replaces :func:`evaluate`
+    (a benchmark's cache of deterministic proxy scores)."""
+    arch = sample(config, TrialSuggester(trial))
+    assessment = assess(arch, config)
+    record_assessment(trial, assessment)
+    if assessment.rejected:
+        return objective_values(config.objectives, None, assessment.prediction)
+    evaluation = evaluator(arch, config, trial.number)
+    record_evaluation(trial, evaluation)
+    return objective_values(config.objectives, evaluation.metric, assessment.prediction)
