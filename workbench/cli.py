@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data")
     p.add_argument("--trials", type=int, default=QUICKSTART["trials"], help="trained trials: candidates rejected "
-                   "before training and repeats of trained architectures do not count (default %(default)s)")
+                   "before training and duplicates of trained architectures do not count (default %(default)s)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (default %(default)s)")
     p.add_argument("--study", default=QUICKSTART["study"], help="study name (default %(default)s)")
     _add_repeat_flags(p, QUICKSTART_REPEATS)
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset name (see `workbench datasets`) or path "
                    "(.npz or folder); default: the space's dataset")
     p.add_argument("--trials", type=int, required=True, help="trained trials the study should hold in total "
-                   "(infeasible candidates and repeats of trained architectures are recorded but not counted)")
+                   "(infeasible candidates and duplicates of trained architectures are recorded but not counted)")
     p.add_argument("--study", default=None, help="study name (default: <space>-<device>)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or .db/.log path "
                    "(default %(default)s)")
@@ -321,18 +321,19 @@ def _repeat_top(result, storage: str, repeats: tuple[int, int], data) -> list:
 
 
 def _tally(study) -> str:
-    """``24 trained trials; 9 candidates rejected before training, 2 repeats not retrained``."""
+    """``24 trained trials; 9 candidates rejected before training, 2 duplicates of trained architectures not
+    retrained`` (duplicates: proposed again after training; extra seeds are ``workbench repeats``)."""
     from .study import Keys
     from .search import is_trained
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     trained = sum(map(is_trained, complete))
     rejected = sum(bool(t.user_attrs.get(Keys.REJECTED)) for t in complete)
-    repeats = sum(t.user_attrs.get(Keys.DUPLICATE_OF) is not None for t in complete)
+    duplicates = sum(t.user_attrs.get(Keys.DUPLICATE_OF) is not None for t in complete)
     parts = [f"{trained} trained trial{'s' if trained != 1 else ''}"]
-    if rejected or repeats:
+    if rejected or duplicates:
         parts.append(f"{rejected} candidate{'s' if rejected != 1 else ''} rejected before training, "
-                     f"{repeats} repeat{'s' if repeats != 1 else ''} of trained architectures not retrained")
+                     f"{duplicates} duplicate{'s' if duplicates != 1 else ''} of trained architectures not retrained")
     return "; ".join(parts)
 
 

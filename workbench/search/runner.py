@@ -234,7 +234,7 @@ class Search:
         """Work on the study until it holds ``n_trials`` trained trials, together with any other workers.
 
         ``None`` takes the target stored with the study (workers joining it). Infeasible candidates and
-        repeats of trained architectures are recorded but not counted. A resumed study continues where
+        duplicates of trained architectures are recorded but not counted. A resumed study continues where
         it stopped; trials of workers that died are failed and retried (:mod:`workbench.recovery`); a
         trial that would be one more than the target is recorded as pruned ("surplus"). After
         ``max_untrained_streak`` candidates in a row that were not trained, the worker stops (one
