@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data")
+    p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data, LUT-ranked sampler")
     p.add_argument("--trials", type=int, default=QUICKSTART["trials"], help="trained trials: candidates rejected "
                    "before training and duplicates of trained architectures do not count (default %(default)s)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL (default %(default)s)")
@@ -225,8 +225,10 @@ def cmd_quickstart(args) -> int:
     from .search import QUICKSTART as q
 
     print(f"quickstart: {args.trials} trained trials of the '{q['space']}' space on '{q['device']}' with the "
-          f"built-in '{q['data']}' data, latency budget {q['latency_budget_ms']} ms", file=sys.stderr)
-    options = dict(study_name=args.study, seed=q["seed"], latency_budget_ms=q["latency_budget_ms"], epochs=q["epochs"])
+          f"built-in '{q['data']}' data, latency budget {q['latency_budget_ms']} ms, sampler {q['sampler']}",
+          file=sys.stderr)
+    options = dict(study_name=args.study, seed=q["seed"], latency_budget_ms=q["latency_budget_ms"], epochs=q["epochs"],
+                   sampler=q["sampler"])
     return _run_search(q["space"], q["device"], q["data"], options, storage=args.storage, trials=args.trials,
                        repeats=(args.repeats, args.repeat_top))
 

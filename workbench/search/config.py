@@ -162,4 +162,4 @@ def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
 
 # The quickstart: the README's first run (a short real search on built-in data).
 QUICKSTART = {"space": "vision", "device": "stm32f746", "data": "digits", "trials": 24, "epochs": 3,
-              "latency_budget_ms": 12.0, "study": "quickstart", "seed": 0}
+              "latency_budget_ms": 12.0, "study": "quickstart", "seed": 0, "sampler": "ranked"}
