@@ -6,11 +6,13 @@ scores a point or two apart on the small built-in data sets — as much as the g
 front again with ``N`` other seeds; each result is stored with the study as an extra measurement of the
 architecture (:func:`workbench.study.repeats_attr`), and the front is drawn from the mean of all of them
 (:mod:`workbench.front`). A better repeat can therefore move an architecture onto the front, or push one
-off it; candidates that enter the top of the front after a round are repeated as well (at most
-``2 × top`` candidates in all, so a noisy front cannot keep the loop going).
+off it; candidates that enter the top of the front after a round are repeated as well, until the top
+is all repeated (at most ``4 × top`` candidates in one call, so a noisy front cannot keep the loop going;
+a call stopped there leaves the rest to the next one).
 
 Seeds are a documented function of the study (:func:`repeat_seed`), so a run is reproducible and a
-second run with the same ``N`` trains nothing again; a larger ``N`` adds only the missing seeds.
+second run with the same ``N`` trains nothing again (unless the first stopped at its cap); a larger ``N``
+adds only the missing seeds.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .study import Keys, StoredStudy, arch_key, repeats_attr
 # A trial's own training seed is ``study seed + trial number`` (the search's rule); repeat i adds i times
 # this stride, a prime above any trial count, so a repeat never reuses another trial's seed.
 REPEAT_SEED_STRIDE = 1_000_003
-MAX_ROUNDS_FACTOR = 2  # at most this × top candidates are repeated in one call
+MAX_ROUNDS_FACTOR = 4  # at most this × top candidates are repeated in one call
 
 
 def repeat_seed(study_seed: int, trial_number: int, index: int) -> int:
