@@ -49,12 +49,14 @@ from optuna.trial import FrozenTrial, TrialState
 from .arch import Architecture
 from .cost import CostEstimate, estimate, violations
 from .errors import WorkbenchError
+from .memo import BoundedMemo
 from .process_settings import torch_threads
 from .profiles import DeviceProfile
 from .search.counting import is_trained
 from .space import DataShape, RandomSuggester, SearchSpace
 from .study import Keys, arch_key
 
+PROXY_MEMO_SIZE = 1024  # proxy scores kept per sampler (a few start-up trials ask for a few dozen)
 CHOICE_ATTR = "ranked:choice"  # trial system attribute: the choices the ranked sampler picked for it
 
 
@@ -110,7 +112,8 @@ class RankedSampler(optuna.samplers.BaseSampler):
         self.space, self.device, self.budget = space, device, latency_budget_ms
         self.data_shape, self.proxy, self.seed, self.settings = data_shape, proxy, seed, settings
         self._chosen: dict[int, dict[str, Any]] = {}  # trial id → choices, for this process's trials
-        self._proxy_cache: dict[Architecture, float] = {}
+        # start-up proxy scores: at most n_startup x latency strata x startup_proxy_pool architectures are asked
+        self._proxy_cache = BoundedMemo(PROXY_MEMO_SIZE)
         self._fallback = optuna.samplers.RandomSampler(seed=seed)
 
     # ------------------------------------------------------------ the Optuna sampler interface
@@ -246,11 +249,12 @@ class RankedSampler(optuna.samplers.BaseSampler):
         return gp_predict(np.array(x), np.array([o.value for o in observed]), np.array(x_c), self.seed)
 
     def _proxy_of(self, arch: Architecture) -> float:
-        if arch not in self._proxy_cache:
-            with torch_threads(1):  # tiny nets: one thread is fastest on a busy machine, and deterministic
-                score = self.proxy(arch)
-            self._proxy_cache[arch] = score if math.isfinite(score) else -1e3
-        return self._proxy_cache[arch]
+        return self._proxy_cache.get(arch, lambda: self._score(arch))
+
+    def _score(self, arch: Architecture) -> float:
+        with torch_threads(1):  # tiny nets: one thread is fastest on a busy machine, and deterministic
+            score = self.proxy(arch)
+        return score if math.isfinite(score) else -1e3
 
 
 class _Replay:

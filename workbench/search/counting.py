@@ -22,8 +22,7 @@ def is_trained(trial: FrozenTrial) -> bool:
     attrs = trial.user_attrs
     if Keys.TRAINED in attrs:
         return bool(attrs[Keys.TRAINED])
-    return Keys.ARCH in attrs and not attrs.get(Keys.REJECTED) and attrs.get(Keys.DUPLICATE_OF) is None \
-        and not attrs.get(Keys.SURPLUS)
+    return Keys.ARCH in attrs and _claims(trial)
 
 
 def trained_trials(study: optuna.Study) -> int:
@@ -62,5 +61,6 @@ def holder(trials: list[FrozenTrial], key: str, me: int) -> FrozenTrial | None:
 
 
 def _claims(trial: FrozenTrial) -> bool:
+    """Neither rejected, nor a duplicate, nor surplus: a candidate that is (or was) trained."""
     attrs = trial.user_attrs
     return not attrs.get(Keys.REJECTED) and attrs.get(Keys.DUPLICATE_OF) is None and not attrs.get(Keys.SURPLUS)
