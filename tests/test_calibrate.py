@@ -20,7 +20,8 @@ from workbench.yamlio import load_yaml_mapping
 ROOT = Path(__file__).resolve().parent.parent
 TRUE = LatencyConstants("synthetic truth", {"int8": {"conv": 2.5, "depthwise": 4.0, "pointwise": 1.8, "fc": 1.2}},
                         sram_bytes_per_cycle=2.0, flash_bytes_per_cycle=0.5, cycles_per_element=4.0,
-                        per_layer_overhead_cycles=5000.0, per_inference_cycles=20000.0)
+                        per_layer_overhead_cycles=5000.0, per_inference_cycles=20000.0,
+                        cycles_per_output={"int8": 15.0})
 
 
 def _modeled_copy(tmp_path: Path, name: str = "stm32l4r5") -> Path:
@@ -61,6 +62,7 @@ def test_calibration_recovers_known_constants(tmp_path):
     assert got.sram_bytes_per_cycle == pytest.approx(TRUE.sram_bytes_per_cycle, rel=0.02)
     assert got.flash_bytes_per_cycle == pytest.approx(TRUE.flash_bytes_per_cycle, rel=0.02)
     assert got.per_layer_overhead_cycles == pytest.approx(TRUE.per_layer_overhead_cycles, rel=0.02)
+    assert got.cycles_per_output["int8"] == pytest.approx(TRUE.cycles_per_output["int8"], rel=0.02)
     assert got.per_inference_cycles == pytest.approx(TRUE.per_inference_cycles, rel=0.05)
     assert report.summary()["fit_error_pct"]["max_abs"] < 1.0
     assert report.summary()["loo_error_pct"]["max_abs"] < 2.0

@@ -21,22 +21,25 @@ CONSTS = LatencyConstants(
     {"int8": {"conv": 0.75, "depthwise": 1.6, "pointwise": 0.6, "fc": 1.0},
      "fp32": {"conv": 7.0, "depthwise": 8.0, "pointwise": 6.5, "fc": 6.0}},
     sram_bytes_per_cycle=4.0, flash_bytes_per_cycle=2.0, cycles_per_element=2.0, per_layer_overhead_cycles=3000.0,
-    per_inference_cycles=50_000.0)
+    per_inference_cycles=50_000.0, cycles_per_output={"int8": 10.0, "fp32": 2.0})
 
 LINEAR = Op("linear", (64,), (12,), wbits=8, abits=8)
 CONV = Op("conv2d", (8, 16, 16), (16, 16, 16), 3, 1, wbits=8, abits=8)
 MBCONV = Op("mbconv", (16, 8, 8), (16, 8, 8), 3, 1, hidden=48, skip=True, wbits=8, abits=8)
 GAP = Op("gap", (64, 5, 5), (64,))
 
-# cycles = MACs*cpm + activation bytes/sram bw + weight bytes/flash bw + elements*cpe + layers*overhead
+# cycles = MACs*cpm + outputs*cpo + activation bytes/sram bw + weight bytes/flash bw + elements*cpe
+#          + layers*overhead
 HAND_CYCLES = {
-    # fc: 64*12 MACs at 1.0; (64+12) B / 4; 768 int8 weights / 2; 1 layer
-    LINEAR: 768 * 1.0 + 76 / 4 + 768 / 2 + 3000,
-    # 3x3 conv: 16*16 outputs * (16*8*9 = 1152 weights) MACs at 0.75; (2048+4096) B / 4; 1152 B / 2; 1 layer
-    CONV: 256 * 1152 * 0.75 + 6144 / 4 + 1152 / 2 + 3000,
-    # expand 1x1 (49,152 MACs) and project 1x1 (49,152) at 0.6, depthwise 3x3 (64*432) at 1.6; activations
-    # 1024->3072, 3072->3072, 3072->1024 bytes; weights 768+432+768 B; residual add of 1024 elements; 3 layers
-    MBCONV: 2 * 49_152 * 0.6 + 27_648 * 1.6 + 14_336 / 4 + 1968 / 2 + 1024 * 2.0 + 3 * 3000,
+    # fc: 64*12 MACs at 1.0; 12 outputs at 10; (64+12) B / 4; 768 int8 weights / 2; 1 layer
+    LINEAR: 768 * 1.0 + 12 * 10 + 76 / 4 + 768 / 2 + 3000,
+    # 3x3 conv: 16*16 outputs * (16*8*9 = 1152 weights) MACs at 0.75; 4096 outputs at 10; (2048+4096) B / 4;
+    # 1152 B / 2; 1 layer
+    CONV: 256 * 1152 * 0.75 + 4096 * 10 + 6144 / 4 + 1152 / 2 + 3000,
+    # expand 1x1 (49,152 MACs) and project 1x1 (49,152) at 0.6, depthwise 3x3 (64*432) at 1.6; outputs
+    # 3072 + 3072 + 1024 at 10; activations 1024->3072, 3072->3072, 3072->1024 bytes; weights 768+432+768 B;
+    # residual add of 1024 elements; 3 layers
+    MBCONV: 2 * 49_152 * 0.6 + 27_648 * 1.6 + 7168 * 10 + 14_336 / 4 + 1968 / 2 + 1024 * 2.0 + 3 * 3000,
     # fp32 global pooling: elementwise over 1600 inputs; (1600+64)*4 B / 4; no weights; 1 layer
     GAP: 1600 * 2.0 + 1664 * 4 / 4 + 3000,
 }
@@ -51,7 +54,8 @@ def test_features_name_the_constants_they_multiply():
     feats = op_features(MBCONV)
     assert feats == {"per_layer_overhead_cycles": 3.0, "sram_cycles_per_byte": 14_336.0,
                      "cycles_per_mac.int8.pointwise": 98_304.0, "flash_cycles_per_byte": 1968.0,
-                     "cycles_per_mac.int8.depthwise": 27_648.0, "cycles_per_element": 1024.0}
+                     "cycles_per_mac.int8.depthwise": 27_648.0, "cycles_per_element": 1024.0,
+                     "cycles_per_output.int8": 7168.0}
     assert "cycles_per_mac.fp32.fc" not in op_features(LINEAR)  # an int8 op pays int8 constants only
 
 
@@ -82,7 +86,8 @@ def test_shipped_lut_row_is_the_formula_over_the_clock():
     consts = load_constants(folder / "latency_model.yaml")
     row = load_profile(folder).lut.entries[LINEAR.key]
     vec = consts.vector()
-    by_hand = (768 * consts.cycles_per_mac["int8"]["fc"] + 76 * vec["sram_cycles_per_byte"]
+    by_hand = (768 * consts.cycles_per_mac["int8"]["fc"] + 12 * vec["cycles_per_output.int8"]
+               + 76 * vec["sram_cycles_per_byte"]
                + 768 * vec["flash_cycles_per_byte"] + consts.per_layer_overhead_cycles) / (216 * 1000.0)
     assert row.source == "modeled" and row.mean_ms == pytest.approx(by_hand, rel=1e-5)
 
@@ -102,6 +107,8 @@ def _constants_yaml(**changes) -> dict:
     ({"cycles_per_mac": {"int16": {"conv": 1}}}, "unknown field"),
     ({"sram_bytes_per_cycle": -1}, "sram_bytes_per_cycle"),
     ({"clock": 5}, "unknown field"),
+    ({"cycles_per_output": {"int8": -1}}, "cycles_per_output.int8"),
+    ({"cycles_per_output": {"fp32": 1}}, "unknown field"),  # no cycles_per_mac for fp32 here
 ])
 def test_bad_constants_are_one_line_errors(changes, message):
     with pytest.raises(WorkbenchError, match=message.replace(".", r"\.")):

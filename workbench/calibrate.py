@@ -5,7 +5,7 @@ profile predict a model's latency as a sum that is *linear* in a handful of cons
 constants can be fitted to whole-model latencies:
 
 * a **modeled** profile (``latency_model.yaml``, :mod:`workbench.latency_model`): cycles per MAC per
-  layer type and precision, memory terms, per-layer and per-inference overheads — the fit rewrites
+  layer type and precision, cycles per output, memory terms, per-layer and per-inference overheads — the fit rewrites
   the YAML (with every measurement and its source) and regenerates the LUT from it;
 * a **measured** LUT (a host profiled with ``workbench profile``): a scale per (op kind, precision)
   applied to its entries plus an in-graph overhead per (op kind, precision) and the per-inference
@@ -377,14 +377,17 @@ def _rounded(c):
 
     return LatencyConstants(c.reference, {p: {t: r(v) for t, v in row.items()} for p, row in c.cycles_per_mac.items()},
                             r(c.sram_bytes_per_cycle), r(c.flash_bytes_per_cycle), r(c.cycles_per_element),
-                            r(c.per_layer_overhead_cycles), r(c.per_inference_cycles), c.one_input_channel_conv)
+                            r(c.per_layer_overhead_cycles), r(c.per_inference_cycles), c.one_input_channel_conv,
+                            {p: r(v) for p, v in c.cycles_per_output.items()})
 
 
 def _constants_dict(c) -> dict:
-    return {"cycles_per_mac": {p: dict(row) for p, row in c.cycles_per_mac.items()},
-            "sram_bytes_per_cycle": c.sram_bytes_per_cycle, "flash_bytes_per_cycle": c.flash_bytes_per_cycle,
-            "cycles_per_element": c.cycles_per_element, "per_layer_overhead_cycles": c.per_layer_overhead_cycles,
-            "per_inference_cycles": c.per_inference_cycles}
+    out = {"cycles_per_mac": {p: dict(row) for p, row in c.cycles_per_mac.items()}}
+    if c.cycles_per_output:
+        out["cycles_per_output"] = dict(c.cycles_per_output)
+    return out | {"sram_bytes_per_cycle": c.sram_bytes_per_cycle, "flash_bytes_per_cycle": c.flash_bytes_per_cycle,
+                  "cycles_per_element": c.cycles_per_element, "per_layer_overhead_cycles": c.per_layer_overhead_cycles,
+                  "per_inference_cycles": c.per_inference_cycles}
 
 
 def _write_latency_model(path: Path, old: dict, prior, fitted, report: Report, command: str) -> None:

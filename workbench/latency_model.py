@@ -1,14 +1,15 @@
 """Analytical latency model for devices nobody has measured yet (MCUs, edge CPUs).
 
 A modeled LUT is *derived data*: ``hw_profiles/<name>/latency_model.yaml`` writes down the
-constants (cycles per MAC of the runtime's kernels per layer type and precision, memory bandwidths,
-per-layer overhead) with their sources, and ``workbench model-lut hw_profiles/<name>`` turns them
+constants (cycles per MAC of the runtime's kernels per layer type and precision, cycles per output,
+memory bandwidths, per-layer overhead) with their sources, and ``workbench model-lut hw_profiles/<name>`` turns them
 into ``lut.csv`` entries marked ``modeled``. Replace it with ``workbench profile`` on the real board.
 
 Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op, typed by its kind's
 :meth:`~workbench.ops.OpSpec.layer_type`)::
 
     cycles = MACs * cycles_per_mac[precision][layer type]
+           + outputs * cycles_per_output[precision]             (compute layers: bias, requantise, clamp, store)
            + activation bytes read+written / sram_bytes_per_cycle
            + weight bytes / flash_bytes_per_cycle
            + elementwise elements * cycles_per_element        (pooling, residual add)
@@ -16,6 +17,11 @@ Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op, typ
     ms = cycles / (clock_mhz * 1000)
 
 plus ``per_inference_cycles`` once per model (written to ``profile.yaml`` as ``per_inference_ms``).
+The per-output term is what tells a layer with few MACs per output from one with many: an int8 kernel
+requantises every output it writes (a 64-bit doubling multiply, a rounding shift, the zero point, the
+clamp), which a 3x3 depthwise layer (9 MACs per output) pays nearly as often as it multiplies and a fully
+connected layer (hundreds of MACs per output) almost never. Without it one cycles-per-MAC constant per
+layer type had to average the two, and whole-model fits mispredicted the networks left out by 30-70 %.
 A convolution with one input channel is typed ``depthwise`` where ``one_input_channel_conv: depthwise``
 says the runtime runs it so: TensorFlow's converters write it as ``DEPTHWISE_CONV_2D`` with a channel
 multiplier (TOCO's ``ConvertPureConvToDepthwise``; the MLIR converter behind our own export does the same —
@@ -30,7 +36,7 @@ An op's latency is the sum over its layers (in-order cores: compute and memory d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import WorkbenchError
@@ -51,10 +57,12 @@ class LatencyConstants:
     per_layer_overhead_cycles: float
     per_inference_cycles: float = 0.0  # Invoke() set-up paid once per model (profile.yaml per_inference_ms)
     one_input_channel_conv: str = "conv"  # how the runtime runs a 1-input-channel conv (ONE_CHANNEL_CHOICES)
+    cycles_per_output: dict[str, float] = field(default_factory=dict)  # per precision; absent = 0
 
     def vector(self) -> dict[str, float]:
         """The constants as the linear coefficients :func:`op_features` multiplies (bandwidths inverted)."""
         out = {f"cycles_per_mac.{p}.{t}": v for p, row in self.cycles_per_mac.items() for t, v in row.items()}
+        out.update({f"cycles_per_output.{p}": self.cycles_per_output.get(p, 0.0) for p in self.cycles_per_mac})
         out.update({"sram_cycles_per_byte": 1.0 / self.sram_bytes_per_cycle,
                     "flash_cycles_per_byte": 1.0 / self.flash_bytes_per_cycle,
                     "cycles_per_element": self.cycles_per_element,
@@ -68,13 +76,16 @@ class LatencyConstants:
         """Inverse of :meth:`vector` (which holds only the fitted numbers); zero bandwidth terms become the
         YAML's largest allowed bandwidth."""
         cpm: dict[str, dict[str, float]] = {}
+        per_output: dict[str, float] = {}
         for name, value in v.items():
             if name.startswith("cycles_per_mac."):
                 _, prec, kind = name.split(".")
                 cpm.setdefault(prec, {})[kind] = max(value, MIN_CYCLES_PER_MAC)
+            elif name.startswith("cycles_per_output."):
+                per_output[name.split(".")[1]] = max(value, 0.0)
         return cls(reference, cpm, 1.0 / max(v["sram_cycles_per_byte"], 1.0 / MAX_BANDWIDTH),
                    1.0 / max(v["flash_cycles_per_byte"], 1.0 / MAX_BANDWIDTH), v["cycles_per_element"],
-                   v["per_layer_overhead_cycles"], v["per_inference_cycles"], one_input_channel_conv)
+                   v["per_layer_overhead_cycles"], v["per_inference_cycles"], one_input_channel_conv, per_output)
 
 
 MIN_CYCLES_PER_MAC = 1e-4  # the YAML needs > 0; a fit that drives a constant to 0 lands here
@@ -100,6 +111,11 @@ def parse_constants(data: dict, where: str) -> LatencyConstants:
     cpm_fields.reject_unknown()
     if not cpm:
         raise cpm_fields.error("needs at least one precision (fp32, int8, w4a8)")
+    per_output = {}
+    if f.has("cycles_per_output"):
+        out_fields = f.sub("cycles_per_output")
+        per_output = {p: out_fields.number(p, 0.0, minimum=0, maximum=1e6) for p in cpm}
+        out_fields.reject_unknown()
     consts = LatencyConstants(
         reference, cpm,
         f.number("sram_bytes_per_cycle", minimum=0, maximum=MAX_BANDWIDTH, exclusive_min=True),
@@ -108,6 +124,7 @@ def parse_constants(data: dict, where: str) -> LatencyConstants:
         f.number("per_layer_overhead_cycles", minimum=0, maximum=1e9),
         f.number("per_inference_cycles", 0.0, minimum=0, maximum=1e12),
         f.str("one_input_channel_conv", "conv", choices=ONE_CHANNEL_CHOICES),
+        per_output,
     )
     for documented in ("notes", "sources", "measurements", "calibration"):  # written by workbench.calibrate
         f.raw(documented, None)
@@ -143,6 +160,7 @@ def op_features(op: Op, one_input_channel_conv: str = "conv") -> dict[str, float
             add("cycles_per_element", layer.in_elems)
             continue
         add(f"cycles_per_mac.{op.precision}.{kind}", layer.macs)
+        add(f"cycles_per_output.{op.precision}", layer.out_elems)
         add("flash_cycles_per_byte", layer.weights * op.wbits / 8)
     add("cycles_per_element", spec.residual_elems(op))
     return feats
