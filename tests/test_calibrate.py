@@ -301,3 +301,15 @@ def test_quick_timing_uses_the_shared_measurement(host_copy, monkeypatch):
     assert [m.ms for m in measurements] == [0.5 + 0.01 * n for n, _, _ in calls]
     assert all(m.source.startswith("timed here:") for m in measurements)
     assert all(all(op.key in profile.lut.entries for op in model_ops) for model_ops in ops)
+
+
+def test_int8_timings_leave_the_float_kernels_at_their_prior(tmp_path):
+    """int8 measurements scale the integer kernels (w4a8 runs them too), never fp32: other code, unmeasured."""
+    folder = _modeled_copy(tmp_path, "stm32f746")
+    prior = load_constants(folder / "latency_model.yaml")
+    report = calibrate.calibrate_profile(folder, _synthetic_csv(folder, _int8_archs()[:6], 216.0), strength=1.0)
+    got = load_constants(folder / "latency_model.yaml")
+    assert got.cycles_per_mac["fp32"] == prior.cycles_per_mac["fp32"]
+    assert got.cycles_per_output["fp32"] == prior.cycles_per_output["fp32"]
+    assert got.cycles_per_mac["w4a8"] != prior.cycles_per_mac["w4a8"]  # scaled with the int8 kernels
+    assert report.summary()["measurements"] == 6

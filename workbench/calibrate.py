@@ -173,6 +173,17 @@ class ModeledTerms:
         self.lower = np.zeros(len(self.names))
         self.unscaled = np.array([n in CHIP_CONSTANTS for n in self.names])
 
+    def keep_unmeasured_kernels(self, x: np.ndarray) -> None:
+        """Leave the constants of a kernel family no measurement ran (:data:`KERNEL_FAMILY`) at their prior.
+
+        The common factor says how far the measured kernels are from their prior; a runtime's float kernels
+        are other code than its integer ones (CMSIS-NN has no fp32 convolution at all), so int8 timings say
+        nothing about fp32. Scaled anyway, the Cortex-M4 came out faster at fp32 than the Cortex-M7."""
+        families = [KERNEL_FAMILY.get(_precision_of(n)) for n in self.names]
+        used = np.abs(x).sum(axis=0) > 0
+        measured = {f for f, u in zip(families, used) if f and u}
+        self.unscaled = self.unscaled | np.array([f is not None and f not in measured for f in families])
+
     def row(self, ops: Sequence[Op]) -> np.ndarray:
         index = {n: i for i, n in enumerate(self.names)}
         row = np.zeros(len(self.names))
@@ -211,6 +222,16 @@ class LutTerms:
         return row
 
 
+# Which kernels a precision runs: 4-bit weights are unpacked into the int8 kernels.
+KERNEL_FAMILY = {"fp32": "float", "int8": "integer", "w4a8": "integer"}
+
+
+def _precision_of(name: str) -> str | None:
+    """The precision of a per-precision constant (``cycles_per_mac.int8.conv`` -> ``int8``), else None."""
+    parts = name.split(".")
+    return parts[1] if parts[0] in ("cycles_per_mac", "cycles_per_output") else None
+
+
 # ---------------------------------------------------------------- the fit
 
 # The chip's memory speeds (cycles per byte of SRAM / flash): a runtime k times slower than the prior
@@ -227,8 +248,9 @@ def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lower: np.ndarray, stre
     The target ``t`` is ``k*prior``: ``k`` is the one common factor that best scales the prior's
     predictions to the measurements; ``unscaled`` (a mask) marks constants whose target is the prior
     itself (:data:`CHIP_CONSTANTS`). ``s`` is ``|t|``, or for a constant whose prior is 0, the value that
-    would add 5 % to a median model. Constants no measurement uses (say fp32 when only int8 models were
-    timed) become their target: the runtime is k times slower than assumed, and nothing says by how much more.
+    would add 5 % to a median model. Constants no measurement uses (say w4a8 when only int8 models were
+    timed) become their target: the runtime is k times slower than assumed, and nothing says by how much more
+    (a kernel family nothing measured is marked unscaled: :meth:`ModeledTerms.keep_unmeasured_kernels`).
     """
     from scipy.optimize import lsq_linear
 
@@ -358,6 +380,7 @@ def calibrate_modeled(profile_dir: Path, measurements: list[Measurement], base: 
                          one_input_channel_conv=consts.one_input_channel_conv)
     terms = ModeledTerms(consts, profile.clock_mhz)
     rows = [terms.row(model_ops(m, base)) for m in measurements]
+    terms.keep_unmeasured_kernels(np.vstack(rows))
     x, constants, loo = _run_fit(terms, rows, measurements, strength)
     fitted = _rounded(LatencyConstants.from_vector(consts.reference, dict(zip(terms.names, constants)),
                                                    consts.one_input_channel_conv))
