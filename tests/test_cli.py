@@ -212,6 +212,9 @@ def test_closing_hint_never_suggests_the_studys_own_device():
     assert _other_device(by_name["stm32f746"], profiles) == "stm32l4r5"
     assert _other_device(by_name["stm32l4r5"], profiles) == "stm32f746"  # same class first
     assert _other_device(by_name["rpi4"], profiles) not in (None, "rpi4")
+    # a device where nothing fits is passed over while another of the class has a front
+    assert _other_device(by_name["stm32f746"], profiles, lambda p: p.name == "stm32l4r5-xcubeai") == "stm32l4r5-xcubeai"
+    assert _other_device(by_name["stm32f746"], profiles, lambda p: 0) == "stm32l4r5"  # nothing fits anywhere
 
 
 def test_progress_counts_come_from_the_storage(tmp_path):

@@ -290,7 +290,7 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
     print(f"\nPareto front on {result.device.name} ({len(front)} of {_tally(result.study)}; "
           f"{_quality_note(search.evaluator)}, costs predicted from the device LUT):")
     print(format_rows(front_rows(front, result.device), "table"))
-    other = _other_device(result.device, search.profiles)
+    other = _other_device(result.device, search.profiles, _front_size(result.study))
     hint = (f"  (see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
             f"--device {other})") if other else ""
     print(f"\nstudy '{search.study_name}' stored in {storage}{hint}")
@@ -339,12 +339,24 @@ def _tally(study) -> str:
     return "; ".join(parts)
 
 
-def _other_device(device, profiles) -> str | None:
-    """A profile to suggest for ``pareto --device``: not the study's own, of the same class when there is one."""
+def _other_device(device, profiles, front_size=None) -> str | None:
+    """A profile to suggest for ``pareto --device``: not the study's own, of the same class when there is one,
+    and (given ``front_size(profile)``) one on which some trained trial fits: an empty table is no example."""
     others = [p for p in profiles if p.name != device.name]
     same_class = [p for p in others if p.device_class == device.device_class]
     pool = same_class or others
+    if front_size is not None:
+        pool = [p for p in pool if front_size(p) > 0] or pool
     return pool[0].name if pool else None
+
+
+def _front_size(optuna_study):
+    """How many front points a study has on a profile (its trials read once, the front recomputed per profile)."""
+    from .study import StoredStudy
+
+    study = StoredStudy(optuna_study)
+    records = study.records()
+    return lambda profile: len(study.front(profile, records=records))
 
 
 def _quality_note(evaluator: str) -> str:

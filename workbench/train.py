@@ -34,6 +34,8 @@ from .quant import calibrate, freeze, quant_disabled, quantize_model
 DEFAULT_LR = 1e-2
 WEIGHT_DECAY = 1e-4
 CALIBRATION_SAMPLES = 512
+# Training samples whose batch statistics replace BatchNorm's running averages before evaluation.
+BN_SAMPLES = 1024
 # Intra-op threads while training. These nets are so small that OpenMP synchronisation dominates:
 # on a shared 2-core machine one thread trained an epoch 3-10x faster than two whenever anything
 # else ran (spinning OpenMP threads get descheduled). A fixed count also keeps results
@@ -67,6 +69,33 @@ def _index_stream(n: int, batch_size: int, gen: torch.Generator):
 def _batches(x: torch.Tensor, size: int):
     for i in range(0, len(x), size):
         yield x[i:i + size]
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 128) -> None:
+    """Set every BatchNorm's running mean/variance to the exact statistics of ``x`` under the final weights.
+
+    Why: the running averages (momentum 0.1) trail weights that moved fast, so after a short schedule
+    the evaluated network normalises with statistics of networks that no longer exist — one epoch on
+    ``digits`` (22 steps) left models at chance accuracy (0.10) that score 0.92 with re-estimated
+    statistics, and it cost deeper/wider candidates most, which skews the ranking a search needs.
+    The deployed model folds these statistics into its convolutions, so they are what export keeps.
+    Fake-quant ranges are left alone (observers are frozen or off at this point)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    with parametrize.cached():
+        for chunk in _batches(x, batch):
+            model(chunk)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 @torch.no_grad()
@@ -147,14 +176,18 @@ def train_and_evaluate(arch, dataset, *, epochs: int = 3, batch_size: int = 64, 
             if progress is not None:
                 progress(epoch + 1, losses[-1])
 
+        bn_batch = x_train[torch.randperm(n, generator=gen)[:BN_SAMPLES]]
         if arch.precision == "fp32":
+            reestimate_batchnorm(model, bn_batch)
             acc = fp32_acc = _accuracy(model, x_test, y_test)
         elif qat:
             freeze(model)
+            reestimate_batchnorm(model, bn_batch)
             acc = _accuracy(model, x_test, y_test)
             with quant_disabled(model):
                 fp32_acc = _accuracy(model, x_test, y_test)
         else:  # ptq
+            reestimate_batchnorm(model, bn_batch)
             fp32_acc = _accuracy(model, x_test, y_test)
             quantize_model(model, arch, "ptq")
             calib = x_train[torch.randperm(n, generator=gen)[:CALIBRATION_SAMPLES]]
