@@ -5,8 +5,8 @@ profile predict a model's latency as a sum that is *linear* in a handful of cons
 constants can be fitted to whole-model latencies:
 
 * a **modeled** profile (``latency_model.yaml``, :mod:`workbench.latency_model`): cycles per MAC per
-  layer type and precision, cycles per output, memory terms, per-layer and per-inference overheads — the fit rewrites
-  the YAML (with every measurement and its source) and regenerates the LUT from it;
+  layer type and precision, cycles per output, memory terms, per-layer and per-inference overheads — the
+  fit rewrites the YAML (with every measurement and its source) and regenerates the LUT from it;
 * a **measured** LUT (a host profiled with ``workbench profile``): a scale per (op kind, precision)
   applied to its entries plus an in-graph overhead per (op kind, precision) and the per-inference
   overhead — on a host the tiny ops of ``sensor-imu`` cost mostly such fixed amounts, which one-op

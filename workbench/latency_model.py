@@ -2,8 +2,8 @@
 
 A modeled LUT is *derived data*: ``hw_profiles/<name>/latency_model.yaml`` writes down the
 constants (cycles per MAC of the runtime's kernels per layer type and precision, cycles per output,
-memory bandwidths, per-layer overhead) with their sources, and ``workbench model-lut hw_profiles/<name>`` turns them
-into ``lut.csv`` entries marked ``modeled``. Replace it with ``workbench profile`` on the real board.
+memory bandwidths, per-layer overhead) with their sources, and ``workbench model-lut hw_profiles/<name>``
+turns them into ``lut.csv`` entries marked ``modeled``. Replace it with ``workbench profile`` on the real board.
 
 Per runtime layer (the :class:`~workbench.ops.Layer` schedule of a fused op, typed by its kind's
 :meth:`~workbench.ops.OpSpec.layer_type`)::

@@ -92,7 +92,8 @@ def reestimate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 128) ->
     model.train()
     with parametrize.cached():
         for chunk in _batches(x, batch):
-            model(chunk)
+            if len(chunk) > 1:  # a lone sample has no batch variance (BatchNorm refuses it in train mode)
+                model(chunk)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
