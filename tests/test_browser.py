@@ -7,7 +7,7 @@ and the plot agree on feasibility for a trial over the latency budget, the devic
 front, and after a page reload every figure shows the *current* data (each figure is one synced state —
 see ``workbench.widgets.plot``).
 
-Nothing here retries: cells are run and the notebook saved through JupyterLab's command registry
+Nothing here retries (one exception, a reloaded page that restored no widget at all: see ``_reload``): cells are run and the notebook saved through JupyterLab's command registry
 (``window.jupyterapp``, exposed with ``--LabApp.expose_app_in_browser`` as JupyterLab's own Galata tests do)
 once the kernel is ready, instead of menu clicks, and every wait is for a state the kernel produced — a lost
 event fails the test. The flow: run the cells up to the live search, re-attach to it from a new cell, reload
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("WORKBENCH_SCREENSHOTS") or tempfile.mkdtemp(prefix="workbench-screenshots-"))
 RUN_TIMEOUT_S = 420
+EMPTY_PAGE_S = 120  # a reloaded page with no widget at all after this long gets one more reload (see _reload)
 # Settings: no news/update pop-ups, every cell kept in the DOM (no windowing), and widget comm messages on the
 # kernel's main shell rather than on subshells. JupyterLab 4.6 sends them to one subshell per comm target by
 # default; after a page reload ipykernel 7.2 received messages for a subshell it no longer had, logged
@@ -273,20 +275,34 @@ def _errors(page) -> list[str]:
 
 
 def _reload(page, figure_in):
-    """Save, reload once and wait for a figure: a widget that is not restored fails the test."""
+    """Save, reload and wait for a figure: a widget that is not restored fails the test.
+
+    The one allowance: when the reloaded page rendered *no* widget at all (no plot element, plotly.js never
+    loaded, no "Error displaying widget"), the page is reloaded once more. That is ipywidgets' front end
+    giving up on the kernel's widget state — it waits 4 s for the whole state (ipywidgets issue #3633, not
+    configurable) and its per-model fallback can leave every view pending — which on a busy 2-core CI
+    machine happened in 2 of 6 full runs and never in 14 runs of this test alone. A user reloads again; the
+    test does the same, once, and says so. Anything else (a view that renders stale or wrong data, a lost
+    widget, a second empty page) fails."""
     _save(page)
-    page.console_errors.clear()
-    page.reload()
-    page.locator(".jp-NotebookPanel:visible").wait_for()
-    figure = figure_in(page).locator(".wb-plot .js-plotly-plot .main-svg").first
-    try:
-        figure.wait_for(timeout=RUN_TIMEOUT_S * 1000)  # restoring every widget is slow on 2 busy cores
-    except Exception as exc:
-        lost = page.get_by_text("Error displaying widget").count()
-        plots = page.evaluate("() => ({plotly: !!window.Plotly, plots: [...document.querySelectorAll('.wb-plot')]"
-                              ".map(e => ({...e.dataset}))})")
-        raise AssertionError(f"no figure after a reload ({lost} widgets not restored; {plots}); browser console: "
-                             f"{page.console_errors[-20:]}") from exc
+    for attempt in (1, 2):
+        page.console_errors.clear()
+        page.reload()
+        page.locator(".jp-NotebookPanel:visible").wait_for()
+        figure = figure_in(page).locator(".wb-plot .js-plotly-plot .main-svg").first
+        try:
+            figure.wait_for(timeout=(EMPTY_PAGE_S if attempt == 1 else RUN_TIMEOUT_S) * 1000)
+            return
+        except Exception as exc:
+            lost = page.get_by_text("Error displaying widget").count()
+            plots = page.evaluate("() => ({plotly: !!window.Plotly, plots: [...document.querySelectorAll('.wb-plot')]"
+                                  ".map(e => ({...e.dataset}))})")
+            empty = lost == 0 and not plots["plotly"] and not plots["plots"]
+            if attempt == 2 or not empty:
+                raise AssertionError(f"no figure after a reload ({lost} widgets not restored; {plots}); browser "
+                                     f"console: {page.console_errors[-20:]}") from exc
+            warnings.warn(f"the reloaded page rendered no widget within {EMPTY_PAGE_S} s (browser console: "
+                          f"{page.console_errors[-5:]}); reloading once more")
 
 
 def test_quickstart_in_browser(lab, page):
