@@ -32,6 +32,15 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
         in other.err
     table = cli("pareto", "--study", "e2e", "--storage", storage)
     assert table.out.splitlines()[0].startswith("Pareto front of study 'e2e' on stm32f746 (the study's target;")
+    # each front's latencies say how far to trust them, at the precisions on that front (workbench.trust)
+    from workbench.profiles import load_profile
+    from workbench.trust import latency_trust
+
+    m4_rows = list(csv.DictReader(other.out.splitlines()))
+    for printed, device, front in ((table.out, "stm32f746", rows), (other.err, "stm32l4r5", m4_rows)):
+        for precision in {r["precision"] for r in front}:
+            assert f"latency on {device}, {latency_trust(load_profile(device), precision).text}" in printed
+    assert f"latency on stm32f746, {latency_trust(load_profile('stm32f746'), rows[0]['precision']).text}" in run.out
     m7 = {r["trial"]: r["latency_ms"] for r in rows}
     m4 = {int(row["trial"]): float(row["latency_ms"]) for row in csv.DictReader(other.out.splitlines())}
     assert all(m4[t] > m7[t] for t in m4.keys() & m7.keys())  # the slower M4 is predicted slower
@@ -309,3 +318,16 @@ def test_export_without_its_extras_names_the_install_command(tmp_path, cli, monk
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
     assert "onnxscript" in r.err and "litert_torch" in r.err and 'pip install -e ".[export]"' in r.err
     assert not out.exists() and not (tmp_path / "none.db").exists()  # before the study is even read
+
+
+def test_front_table_rounds_latency_once_like_the_progress_line():
+    """A latency is rounded once where it is printed: 0.00149 ms is 0.001 in the table, as in the progress
+    line (rounded first to 4 decimals it read 0.002), and csv/json keep 4 decimals."""
+    from workbench.cli import format_rows
+
+    row = {"trial": 0, "accuracy": 0.9, "latency_ms": 0.00149, "peak_sram_kb": 1.0, "flash_kb": 2.0, "macs": 10,
+           "precision": "int8", "architecture": "x"}
+    table = format_rows([row], "table").splitlines()[1]
+    assert table.split()[2] == f"{row['latency_ms']:.3f}" == "0.001"
+    assert json.loads(format_rows([row], "json"))[0]["latency_ms"] == 0.0015
+    assert format_rows([row], "csv").splitlines()[1].split(",")[2] == "0.0015"

@@ -6,6 +6,7 @@ when the notebook extra is missing — except in CI (``CI=true``), where it must
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import time
@@ -141,6 +142,10 @@ def test_explorer_front_click_device_and_framing(small_study):
     assert explorer.figure.figure["data"][FRONT]["x"] == [r.prediction(m7)["latency_ms"] for r in explorer.front]
     assert "front on stm32f746" in explorer.figure.figure["layout"]["title"]["text"]
     assert "on stm32f746" in explorer.inspector.body.value
+    from workbench.trust import latency_trust  # the status says how far the picked device's latencies go
+
+    for precision in {r.arch.precision for r in explorer.front}:
+        assert f"latency {html.escape(latency_trust(m7, precision).text)}" in explorer.status.value
     _framed(explorer)
 
     explorer.x_picker.value, explorer.y_picker.value = "flash", "latency@rpi4"

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import WorkbenchError
+from .latency_model import KERNEL_FAMILY
 from .ops import Op
 from .safeio import bounded_lines, check_file_size
 
@@ -220,10 +221,6 @@ class LutTerms:
             row[index[f"scale.{group}"]] += self.profile.lut.latency(op)[0]
             row[index[f"overhead.{group}"]] += 1.0
         return row
-
-
-# Which kernels a precision runs: 4-bit weights are unpacked into the int8 kernels.
-KERNEL_FAMILY = {"fp32": "float", "int8": "integer", "w4a8": "integer"}
 
 
 def _precision_of(name: str) -> str | None:
@@ -456,11 +453,11 @@ def calibrate_lut(profile, measurements: list[Measurement], ops_per_model: list[
     x, constants, loo = _run_fit(terms, rows, measurements, strength)
     report = Report(profile.name, "lut", measurements, x @ terms.prior, x @ constants, loo,
                     dict(zip(terms.names, map(float, constants))), strength)
-    _rewrite_lut(profile, report.constants, machine, command)
+    _rewrite_lut(profile, report.constants, machine, command, report.summary())
     return report
 
 
-def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: str) -> None:
+def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: str, summary: dict) -> None:
     from .host_profile import set_measured_on
     from .latency_model import set_per_inference_ms
     from .machine import this_machine
@@ -485,7 +482,7 @@ def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: st
     set_measured_on(profile_yaml, machine)
     cal_path = folder / "calibration.json"
     data = json.loads(cal_path.read_text()) if cal_path.is_file() else {}
-    data["whole_model"] = {"command": command, "date": day, "machine": machine,
+    data["whole_model"] = {"command": command, "date": day, "machine": machine, **summary,  # read by workbench.trust
                            "constants": {k: round(v, 9) for k, v in c.items()}}
     cal_path.write_text(json.dumps(data, indent=2) + "\n")
 

@@ -287,9 +287,11 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
     from .front import front_rows
 
     front = _repeat_top(result, storage, repeats, search.data) if repeats[0] else result.front
+    rows = front_rows(front, result.device)
     print(f"\nPareto front on {result.device.name} ({len(front)} of {_tally(result.study)}; "
           f"{_quality_note(search.evaluator)}, costs predicted from the device LUT):")
-    print(format_rows(front_rows(front, result.device), "table"))
+    print(trust_note(result.device, rows))
+    print(format_rows(rows, "table"))
     other = _other_device(result.device, search.profiles, _front_size(result.study))
     hint = (f"  (see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
             f"--device {other})") if other else ""
@@ -390,9 +392,11 @@ def print_front(stored, device=None, fmt: str = "table") -> None:
     settings = stored.settings
     profile = stored.device(device)
     front = stored.front(profile)
+    rows = front_rows(front, profile)
     header = pareto_header(stored.name, settings, profile, len(front))
-    print(header, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
-    print(format_rows(front_rows(front, profile), fmt))
+    for line in (header, trust_note(profile, rows)):
+        print(line, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
+    print(format_rows(rows, fmt))
 
 
 def cmd_repeats(args) -> int:
@@ -418,16 +422,25 @@ def pareto_header(study: str, settings, device, n_front: int) -> str:
             f"{', '.join(settings.objectives)}): {n_front} trial{'s' if n_front != 1 else ''}")
 
 
+def trust_note(profile, rows: list[dict]) -> str:
+    """How far the table's latencies can be trusted on ``profile`` (:mod:`workbench.trust`), one line per
+    precision on the front (every precision of the device when the front is empty)."""
+    from .trust import trust_lines
+
+    precisions = list(dict.fromkeys(row["precision"] for row in rows)) or None
+    return "\n".join(f"latency on {profile.name}, {line}" for line in trust_lines(profile, precisions))
+
+
 def format_rows(rows: list[dict], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return json.dumps(_machine_rounded(rows), indent=2)
     if not rows:
         return "(no trained trial fits this device)" if fmt == "table" else ""
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(_machine_rounded(rows))
         return out.getvalue().rstrip("\n")
     columns = ["trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs", "precision", "architecture"]
     headers = ["trial", "accuracy", "latency ms", "SRAM KB", "flash KB", "MACs", "prec", "architecture"]
@@ -437,6 +450,11 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     for c in cells:
         lines.append("  ".join(v.ljust(w) if i == len(c) - 1 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths))))
     return "\n".join(lines)
+
+
+def _machine_rounded(rows: list[dict]) -> list[dict]:
+    """csv/json rows with the latency to 0.1 us (the table rounds it to 1 us itself: one rounding each)."""
+    return [{**row, "latency_ms": round(row["latency_ms"], 4)} for row in rows]
 
 
 _CELL_FORMATS = {"accuracy": "{:.4f}", "latency_ms": "{:.3f}", "peak_sram_kb": "{:.1f}", "flash_kb": "{:.1f}",
@@ -467,8 +485,12 @@ def cmd_spaces(args) -> int:
 def cmd_devices(args) -> int:
     from .profiles import all_profiles
 
+    from .trust import trust_lines
+
     for profile in all_profiles():
         print(profile.one_line())
+        for line in trust_lines(profile):
+            print(f"    latency {line}")
     return 0
 
 

@@ -250,7 +250,7 @@ def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dic
             "accuracy_mean": round(r.accuracy_mean, 4),
             "accuracy_std": None if std is None else round(std, 4),
             "n": r.n,
-            "latency_ms": round(pred["latency_ms"], 4),
+            "latency_ms": pred["latency_ms"],  # rounded where printed: once, like the progress line
             "peak_sram_kb": round(pred["peak_sram_bytes"] / 1024, 1),
             "flash_kb": round(pred["flash_bytes"] / 1024, 1),
             "macs": pred["macs"],

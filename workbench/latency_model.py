@@ -45,6 +45,9 @@ from .profiles import entry_for, write_lut
 from .yamlio import Fields, load_yaml_mapping
 
 LAYER_TYPES = ("conv", "depthwise", "pointwise", "fc")
+# Which kernels a precision runs: 4-bit weights are unpacked into the int8 kernels (so a calibration
+# measured at int8 speaks for w4a8 too, and for fp32 not at all).
+KERNEL_FAMILY = {"fp32": "float", "int8": "integer", "w4a8": "integer"}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .errors import WorkbenchError
 from .graph_import import Graph, GNode, channel_first, read_graph
 from .ops import Op, Segment
 from .profiles import DeviceProfile, all_profiles, load_profile
+from .trust import LatencyTrust, latency_trust
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class ModelScore:
     model: ImportedModel
     costs: dict[str, CostEstimate]
     per_op: dict[str, list[tuple[float | None, bool]]]  # device → (ms, interpolated?) per op
+    trust: dict[str, LatencyTrust]  # device → how far its latency can be trusted at the file's precision
 
     def to_dict(self) -> dict:
         ops = []
@@ -79,7 +81,9 @@ class ModelScore:
                         "interpolated": {d: rows[i][1] for d, rows in self.per_op.items()}})
         return {"file": self.model.path, "format": self.model.format, "precision": self.model.precision,
                 "input_shape": list(self.model.input_shape), "ops": ops,
-                "devices": {d: c.to_dict() for d, c in self.costs.items()}}
+                "devices": {d: {**c.to_dict(), "latency_trust": self.trust[d].to_dict()}
+                            for d, c in self.costs.items()}}
+
 
 
 def import_model(path: str | Path) -> ImportedModel:
@@ -100,13 +104,14 @@ def score(path: str | Path, device: str | DeviceProfile | list = "all") -> Model
     """Lower a model file and cost it on ``device`` (a profile name or path, a profile, a list, or ``all``)."""
     model = import_model(path)
     profiles = _profiles(device)
-    costs, per_op = {}, {}
+    costs, per_op, trust = {}, {}, {}
     for profile in profiles:
         cost = estimate(model, profile)
         costs[profile.name] = cost
         per_op[profile.name] = ([profile.lut.latency(op) for op in model.ops] if cost.supported
                                 else [(None, False)] * len(model.ops))
-    return ModelScore(model, costs, per_op)
+        trust[profile.name] = latency_trust(profile, model.precision)
+    return ModelScore(model, costs, per_op, trust)
 
 
 def _profiles(device) -> list[DeviceProfile]:
@@ -423,4 +428,6 @@ def format_score(result: ModelScore) -> str:
                      f"{c.macs:>12,} {c.params:>9,}")
     if any(c.interpolated_ops for c in result.costs.values()):
         lines.append("* interpolated: the device's LUT has no entry for that op (fitted on its other entries)")
+    lines.append("\nhow far each latency can be trusted:")
+    lines += [f"{d:<{name_w}} {t.text}" for d, t in result.trust.items()]
     return "\n".join(lines)
