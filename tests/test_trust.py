@@ -110,3 +110,25 @@ def test_every_command_that_prints_a_latency_says_how_far_to_trust_it(tmp_path, 
     assert trust == latency_trust(f746, "fp32").to_dict()
     assert main(["score", str(model), "--device", "stm32f746"]) == 0
     assert latency_trust(f746, "fp32").text in capsys.readouterr().out
+
+
+def test_memory_figures_say_what_is_checked_and_what_is_estimated(tmp_path):
+    from workbench.trust import memory_trust
+
+    m7 = memory_trust(profiles.load_profile("stm32f746"))
+    assert "cmsis-nn scratch and 32-bit structs modeled" in m7 and "runtime code (estimate" in m7
+    host = memory_trust(profiles.load_profile("host-cpu"))
+    assert "modeled" not in host and "runtime code not counted" in host and "allocates its own way" in host
+    folder = _copy(tmp_path, "stm32l4r5")
+    text = (folder / "profile.yaml").read_text()
+    (folder / "profile.yaml").write_text(text[:text.index("\nmemory:")] + "\n")
+    assert memory_trust(_load(folder)).startswith("memory: per-layer rule")
+
+
+def test_a_front_with_interpolated_ops_says_so():
+    from workbench.cli import trust_note
+
+    row = {"precision": "int8", "interpolated_ops": 0}
+    profile = profiles.load_profile("host-cpu")
+    assert "interpolated" not in trust_note(profile, [row])
+    assert "3 ops of this front are not in its LUT" in trust_note(profile, [row, {**row, "interpolated_ops": 3}])

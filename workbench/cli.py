@@ -428,7 +428,13 @@ def trust_note(profile, rows: list[dict]) -> str:
     from .trust import trust_lines
 
     precisions = list(dict.fromkeys(row["precision"] for row in rows)) or None
-    return "\n".join(f"latency on {profile.name}, {line}" for line in trust_lines(profile, precisions))
+    lines = [f"latency on {profile.name}, {line}" for line in trust_lines(profile, precisions)]
+    interpolated = sum(row["interpolated_ops"] for row in rows)
+    if interpolated:
+        lines.append(f"latency on {profile.name}: {interpolated} op{'s' if interpolated > 1 else ''} of this front "
+                     f"{'are' if interpolated > 1 else 'is'} not in its LUT, interpolated from the LUT's other entries "
+                     f"(not measured)")
+    return "\n".join(lines)
 
 
 def format_rows(rows: list[dict], fmt: str) -> str:
@@ -485,12 +491,13 @@ def cmd_spaces(args) -> int:
 def cmd_devices(args) -> int:
     from .profiles import all_profiles
 
-    from .trust import trust_lines
+    from .trust import memory_trust, trust_lines
 
     for profile in all_profiles():
         print(profile.one_line())
         for line in trust_lines(profile):
             print(f"    latency {line}")
+        print(f"    {memory_trust(profile)}")
     return 0
 
 

@@ -65,6 +65,22 @@ def trust_lines(profile, precisions=None) -> list[str]:
     return [latency_trust(profile, p).text for p in (precisions or profile.precisions)]
 
 
+def memory_trust(profile) -> str:
+    """What a profile's peak SRAM and flash figures rest on, in one line (``workbench devices``)."""
+    runtime = profile.memory
+    if runtime is None:
+        return ("memory: per-layer rule (worst layer's input + output + held residual; weights + quantisation "
+                "parameters): an approximation, not a runtime's plan")
+    modeled = [f"{runtime.kernels} scratch"] if runtime.kernels != "reference" else []
+    modeled += [f"{8 * runtime.pointer_bytes}-bit structs"] if runtime.pointer_bytes != 8 else []
+    checked = ("planned as TFLite Micro plans it (checked against its 64-bit host build, reference kernels, at "
+               f"every tflite-int8 export{'; ' + ' and '.join(modeled) + ' modeled' if modeled else ''})")
+    code = ("+ runtime code (estimate, profile.yaml memory.source)" if runtime.code_base_bytes or runtime.code_bytes
+            else "(runtime code not counted: an installed library)")
+    other = "" if profile.runtime.startswith("TFLM") else f"; TFLite Micro's figures ({profile.runtime} allocates its own way)"
+    return f"memory: peak SRAM = the int8 graph's arena, {checked}; flash = the .tflite file {code}{other}"
+
+
 def _modeled(device: str, precision: str, model_path: Path) -> LatencyTrust:
     record = _calibration(str(model_path), _stamp(model_path))
     where = str(model_path)
