@@ -86,16 +86,13 @@ def _modeled(device: str, precision: str, model_path: Path) -> LatencyTrust:
     where = str(model_path)
     if record is None:
         return _unchecked(device, precision, model_path)
-    measured = [row for row in record["per_model"] if row.get("precision") == precision]
-    if measured:
-        return _calibrated(device, precision, measured, where,
-                           record if len(measured) == len(record["per_model"]) else None)
+    if any(row.get("precision") == precision for row in record["per_model"]):
+        return _calibrated(device, precision, record, where)
     family = KERNEL_FAMILY.get(precision)
     fitted = sorted({row.get("precision") for row in record["per_model"]
                      if KERNEL_FAMILY.get(row.get("precision")) == family and row.get("precision")})
     if fitted:
-        rows = [r for r in record["per_model"] if r.get("precision") == fitted[0]]
-        base = _calibrated(device, fitted[0], rows, where, record if len(rows) == len(record["per_model"]) else None)
+        base = _calibrated(device, fitted[0], record, where)
         return LatencyTrust(device, precision, "derived",
                             f"{precision}: no {precision} measurement; the same kernels' {fitted[0]} calibration "
                             f"applied (expect at least its error: leave-one-out mean {base.loo_mean_pct:g} %, "
@@ -110,17 +107,19 @@ def _unchecked(device: str, precision: str, model_path: Path) -> LatencyTrust:
                         source=str(model_path))
 
 
-def _calibrated(device: str, precision: str, rows: list[dict], where: str, record: dict | None = None) -> LatencyTrust:
-    """``record``: the whole calibration block when every row is at this precision — its summary was computed
-    from unrounded errors, so it is the figure `workbench calibrate` printed and the README shows."""
+def _calibrated(device: str, precision: str, record: dict, where: str) -> LatencyTrust:
+    """The figures of the record's models at ``precision``. When every model is at that precision, the record's
+    own summary (computed from unrounded errors: what `workbench calibrate` printed and the README shows)."""
+    rows = [row for row in record["per_model"] if row.get("precision") == precision]
     errors = [abs(float(r["loo_error_pct"])) for r in rows]
     mean, worst = round(sum(errors) / len(errors), 1), round(max(errors), 1)
     within = sum(e <= 25.0 for e in errors)
-    try:
-        mean, worst = float(record["loo_error_pct"]["mean_abs"]), float(record["loo_error_pct"]["max_abs"])
-        within = int(record["within_25pct_loo"])
-    except (TypeError, KeyError, ValueError):
-        pass  # no record, or an older one without the summary: the per-model rows' figures
+    if len(rows) == len(record["per_model"]):
+        try:
+            mean, worst = float(record["loo_error_pct"]["mean_abs"]), float(record["loo_error_pct"]["max_abs"])
+            within = int(record["within_25pct_loo"])
+        except (TypeError, KeyError, ValueError):
+            pass  # an older record without the summary: the per-model rows' figures
     return LatencyTrust(device, precision, "calibrated",
                         f"{precision}: calibrated to {len(rows)} measured model{'s' if len(rows) > 1 else ''}; "
                         f"leave-one-model-out error mean {mean:g} %, worst {worst:g} % ({within} of {len(rows)} "
@@ -165,7 +164,8 @@ def _calibration(path: str, _stamp: tuple) -> dict | None:
         return None
     if not isinstance(record, dict) or not isinstance(record.get("per_model"), list):
         return None
-    rows = [r for r in record["per_model"] if isinstance(r, dict) and "loo_error_pct" in r]
+    rows = [r for r in record["per_model"]
+            if isinstance(r, dict) and isinstance(r.get("loo_error_pct"), (int, float))]  # hand edits: skipped
     return {**record, "per_model": rows} if rows else None
 
 
