@@ -1,6 +1,7 @@
 """The CLI end to end on a tiny budget, and one clear line + exit 2 for every kind of bad input."""
 import csv
 import json
+import os
 import re
 
 import pytest
@@ -28,8 +29,12 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
     assert "study 'e2e' on stm32f746" in as_json.err  # the header goes to stderr for csv/json
     other = cli("pareto", "--study", "e2e", "--storage", storage, "--device", "stm32l4r5", "--format", "csv")
     assert other.code == 0 and other.out.splitlines()[0].startswith("trial,accuracy,accuracy_mean,accuracy_std,n,")
-    assert "on stm32l4r5 (the study targeted stm32f746; no latency budget; objectives accuracy, latency)" \
+    assert "on stm32l4r5 (the study targeted stm32f746; no latency budget; objectives accuracy, latency; " \
         in other.err
+    from workbench.data import load_dataset  # the header says how coarse the accuracy is: one test sample
+
+    n_test = len(load_dataset("basic-motions").y_test)
+    assert f"accuracy = held-out test top-1 on {n_test:,} samples, one sample = {1 / n_test:.4f}): " in other.err
     table = cli("pareto", "--study", "e2e", "--storage", storage)
     assert table.out.splitlines()[0].startswith("Pareto front of study 'e2e' on stm32f746 (the study's target;")
     # each front's latencies say how far to trust them, at the precisions on that front (workbench.trust)
@@ -331,3 +336,18 @@ def test_front_table_rounds_latency_once_like_the_progress_line():
     assert table.split()[2] == f"{row['latency_ms']:.3f}" == "0.001"
     assert json.loads(format_rows([row], "json"))[0]["latency_ms"] == 0.0015
     assert format_rows([row], "csv").splitlines()[1].split(",")[2] == "0.0015"
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`workbench devices | head -1`: the pipe closes under the writer; exit 141 quietly, like a shell tool."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        run = subprocess.run([sys.executable, "-m", "workbench.cli", "devices"], stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141 and "Traceback" not in run.stderr, run.stderr

@@ -8,6 +8,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -289,7 +290,7 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
     front = _repeat_top(result, storage, repeats, search.data) if repeats[0] else result.front
     rows = front_rows(front, result.device)
     print(f"\nPareto front on {result.device.name} ({len(front)} of {_tally(result.study)}; "
-          f"{_quality_note(search.evaluator)}, costs predicted from the device LUT):")
+          f"{_quality_note(search.evaluator, result.study)}, costs predicted from the device LUT):")
     print(trust_note(result.device, rows))
     print(format_rows(rows, "table"))
     other = _other_device(result.device, search.profiles, _front_size(result.study))
@@ -361,10 +362,17 @@ def _front_size(optuna_study):
     return lambda profile: len(study.front(profile, records=records))
 
 
-def _quality_note(evaluator: str) -> str:
-    if evaluator == "train":
+def _quality_note(evaluator: str, study=None) -> str:
+    """What the accuracy column is; with the study's test-set size (its data fingerprint), how coarse it is."""
+    if evaluator != "train":
+        return f"accuracy column = {evaluator} training-free score, not an accuracy"
+    from .fingerprint import FINGERPRINT_ATTR
+
+    try:
+        samples = int(study.user_attrs[FINGERPRINT_ATTR]["data"]["test"])
+    except (AttributeError, KeyError, TypeError, ValueError):
         return "accuracy = held-out test top-1"
-    return f"accuracy column = {evaluator} training-free score, not an accuracy"
+    return f"accuracy = held-out test top-1 on {samples:,} samples, one sample = {1 / samples:.4f}"
 
 
 def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int) -> list:
@@ -393,7 +401,7 @@ def print_front(stored, device=None, fmt: str = "table") -> None:
     profile = stored.device(device)
     front = stored.front(profile)
     rows = front_rows(front, profile)
-    header = pareto_header(stored.name, settings, profile, len(front))
+    header = pareto_header(stored.name, settings, profile, len(front), _quality_note(settings.evaluator, stored.study))
     for line in (header, trust_note(profile, rows)):
         print(line, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
     print(format_rows(rows, fmt))
@@ -413,13 +421,15 @@ def cmd_repeats(args) -> int:
     return 0
 
 
-def pareto_header(study: str, settings, device, n_front: int) -> str:
-    """One line: which study, which device (and whether it is the study's target), budget, objectives."""
+def pareto_header(study: str, settings, device, n_front: int, quality: str = "") -> str:
+    """One line: which study, which device (and whether it is the study's target), budget, objectives and
+    ``quality`` (what the accuracy column is: :func:`_quality_note`)."""
     target, budget = settings.device, settings.latency_budget_ms
     whose = "the study's target" if device.name == target else f"the study targeted {target}"
     limit = f"latency budget {budget:g} ms" if budget else "no latency budget"
     return (f"Pareto front of study '{study}' on {device.name} ({whose}; {limit}; objectives "
-            f"{', '.join(settings.objectives)}): {n_front} trial{'s' if n_front != 1 else ''}")
+            f"{', '.join(settings.objectives)}{'; ' + quality if quality else ''}): "
+            f"{n_front} trial{'s' if n_front != 1 else ''}")
 
 
 def trust_note(profile, rows: list[dict]) -> str:
@@ -584,6 +594,9 @@ def run() -> None:
     except KeyboardInterrupt:  # before main's own handling started, or just after it ended
         print("\ninterrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # `workbench pareto … | head`: the reader left; nothing to report, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own exit flush would fail again
+        code = 141  # what a shell reports for a writer killed by SIGPIPE
     ignore_stop_signals()
     sys.exit(code)
 
