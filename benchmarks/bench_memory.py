@@ -29,39 +29,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from workbench.arch import Architecture  # noqa: E402
-from workbench.builder import build_model  # noqa: E402
-from workbench.export import deployable_model  # noqa: E402
 from workbench.exporters.tflite_format import write_int8  # noqa: E402
 from workbench.exporters.tflm_runner import run_tflm  # noqa: E402
 from workbench.memory import HOST_TFLM, estimate_memory  # noqa: E402
 from workbench.space import load_space  # noqa: E402
+from workbench.weights import random_deployable_model  # noqa: E402
 
 SPACES = ("vision", "audio-kws", "sensor-imu")
 TOLERANCE = 0.05
 CALIBRATION = 8
 
 
-def realistic_model(arch, seed: int) -> torch.nn.Module:
-    """The deployable model of ``arch`` with seeded random weights and BatchNorm statistics."""
-    torch.manual_seed(seed)
-    model = build_model(arch)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-    return deployable_model(model, arch)
-
-
 def measure(arch, seed: int, workdir: Path) -> dict:
     """Export ``arch`` to int8 TFLite and run it in TFLM; the measured bytes (predictions come later,
     from the stored architecture, so a model change can be re-scored without re-exporting)."""
-    model = realistic_model(arch, seed)
+    model = random_deployable_model(arch, seed)
     calib = np.random.default_rng(seed).standard_normal((CALIBRATION, *arch.input_shape)).astype(np.float32)
     path = workdir / f"m{seed}.int8.tflite"
     write_int8(model, arch, calib, path, {})

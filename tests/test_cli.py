@@ -60,7 +60,7 @@ def test_listing_commands(cli):
 
 
 COMMANDS = ["quickstart", "search", "worker", "pareto", "repeats", "spaces", "devices", "datasets", "profile",
-            "model-lut", "calibrate", "score", "export"]
+            "model-lut", "calibrate", "calibration-kit", "score", "export"]
 
 
 def _subparsers() -> dict:

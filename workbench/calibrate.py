@@ -99,6 +99,9 @@ def _measurement(row: dict, where: str) -> Measurement:
     model, source = row["model"].strip(), row["source"].strip()
     if not model:
         raise WorkbenchError("model: empty", where=where)
+    if not row["ms"].strip():
+        raise WorkbenchError("ms: empty (time the model on the board and write its latency in milliseconds)",
+                             where=where)
     if not source:
         raise WorkbenchError("source: empty (say who measured it, where, with what)", where=where)
     try:

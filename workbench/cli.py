@@ -168,6 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "first calibration (reproduces a calibration instead of refining it)")
     p.set_defaults(handler=cmd_calibrate)
 
+    p = sub.add_parser("calibration-kit", help="pick the models to time on a board for `workbench calibrate`",
+                       description="Choose N models that fit a modeled profile's device and together pin down every "
+                       "latency constant (greedy D-optimal over each constant's share of the predicted latency), "
+                       "and write each as an architecture JSON and a .tflite with seeded random weights, plus "
+                       "to_time.csv: time each file on the board, fill in ms and source, then run workbench "
+                       "calibrate PROFILE --measurements DIR/to_time.csv.")
+    p.add_argument("profile", help="modeled device profile name or folder")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the kit")
+    p.add_argument("--models", type=int, default=12, help="models to time (default %(default)s; 5-20)")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp32"], help="default %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="candidate draw and random weights (default %(default)s)")
+    p.add_argument("--no-files", action="store_true", help="architecture JSONs and the CSV only (no .tflite: "
+                   "no export extras needed)")
+    p.set_defaults(handler=cmd_calibration_kit)
+
     p = sub.add_parser("score", help="cost an existing .tflite/.onnx file on device profiles (latency, SRAM, flash)")
     p.add_argument("model", type=Path, help="model file (.tflite or .onnx, fp32 or int8)")
     p.add_argument("--device", default="all", help="device profile name or folder, or 'all' (default %(default)s)")
@@ -558,6 +573,23 @@ def cmd_calibrate(args) -> int:
         report = calibrate_profile(folder, args.measurements, strength, name=args.profile, restart=args.restart)
     print(format_report(report))
     print(f"wrote {folder}")
+    return 0
+
+
+def cmd_calibration_kit(args) -> int:
+    from .calibrate import resolve_profile_dir
+    from .calibration_kit import write_kit
+    from .profiles import load_profile
+
+    if not 2 <= args.models <= 50:
+        raise WorkbenchError(f"--models: must be between 2 and 50, got {args.models}")
+    profile = load_profile(resolve_profile_dir(args.profile))
+    kit = write_kit(profile, args.out, args.models, args.precision, args.seed, files=not args.no_files)
+    total = sum(m.predicted_ms for m in kit)
+    print(f"wrote {len(kit)} models to {args.out} (predicted {total:.1f} ms in all on {profile.name}); time each "
+          f"{'file' if not args.no_files else 'model'} on the board, fill in the ms and source columns of "
+          f"{args.out / 'to_time.csv'}, then: workbench calibrate {args.profile} --measurements "
+          f"{args.out / 'to_time.csv'}")
     return 0
 
 

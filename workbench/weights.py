@@ -1,4 +1,5 @@
-"""Reading a saved ``state_dict`` (``--weights``) safely, and loading it into a trial's architecture.
+"""Reading a saved ``state_dict`` (``--weights``) safely, and loading it into a trial's architecture; and
+seeded random weights for a model whose values do not matter (memory and latency measurements).
 
 ``torch.load(weights_only=True)`` refuses pickled code without running it, but says so in a
 paragraph (and may warn about the pickle protocol on stderr): every refusal here is one line. The
@@ -78,3 +79,21 @@ def _unpickling_reason(exc: Exception) -> str:
         if found:
             return found.group(1)
     return one_line(exc)
+
+
+def random_deployable_model(arch: Architecture, seed: int) -> nn.Module:
+    """The deployable model of ``arch`` with seeded random weights and BatchNorm statistics (so the folded
+    biases are as distinct as a trained model's): what a memory or latency measurement runs, no training."""
+    from .builder import build_model
+    from .quant import deployable_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return deployable_model(model, arch)
