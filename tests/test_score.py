@@ -66,6 +66,32 @@ def test_exported_mlp_imports_as_the_reference_space(fmt, tmp_path):
     assert (model.macs, model.n_params) == (arch.macs, arch.n_params) == (264_192, 265_864)
 
 
+def _imu_arch(precision: str, pools: tuple[int, ...]):
+    """A sensor-imu 1-D CNN with one block per entry of ``pools`` (1: no pooling after it, 2: pool by 2),
+    8-bit weights when quantised (what the .tflite stores)."""
+    base = load_space("sensor-imu").random_archs(1, seed=7, precisions=[precision])[0]
+    choices = {k: v for k, v in base.choices if not k.startswith("b")}
+    for i, pool in enumerate(pools, 1):
+        choices.update({f"b{i}_kernel": (3, 5, 7)[i % 3], f"b{i}_width": (16, 24, 32)[i % 3], f"b{i}_pool": pool})
+        if precision == "int8":
+            choices[f"b{i}_wbits"] = 8
+    return type(base).create(base.space, base.family, base.input_shape, base.classes,
+                             {**choices, "blocks": len(pools)})
+
+
+@pytest.mark.parametrize("precision, pools", [("fp32", (1, 1)), ("int8", (2, 2, 2)), ("int8", (2, 1, 1))])
+def test_exported_1d_network_to_tflite_scores_like_the_space(precision, pools, tmp_path, capsys):
+    """litert-torch runs 1-D layers as 2-D ones over a (C, 1, T) row with NHWC <-> NCHW TRANSPOSEs between
+    them (and before the MEAN): the file lowers to the space's own conv1d/maxpool1d/gap ops and costs the same."""
+    arch = _imu_arch(precision, pools)
+    assert sum(op.kind == "maxpool1d" for op in arch.ops) == pools.count(2)
+    torch.manual_seed(0)
+    path = _export(build_model(arch).eval(), arch, "tflite-int8" if precision == "int8" else "tflite", tmp_path)
+    _assert_same_cost(path, arch)
+    assert main(["score", path, "--device", "stm32f746"]) == 0
+    assert "conv1d-input:100x6-output:100x" in capsys.readouterr().out
+
+
 class HandKWS(nn.Module):
     """The MLPerf Tiny KWS DS-CNN written directly in torch (not through the workbench's builder):
     TF-'same' padding for the 10x4 stride-2 conv, ReLU, 4 dw-separable blocks, (25, 5) average pool."""
@@ -117,7 +143,7 @@ CHAIN_1D = (Op("conv1d", (3, 40), (8, 40), 5, 1), Op("maxpool1d", (8, 40), (8, 2
 
 
 @pytest.mark.parametrize("ops, fmt", [(CHAIN, "onnx"), (CHAIN, "tflite"), (CHAIN, "onnx-int8"), (CHAIN, "tflite-int8"),
-                                      (CHAIN_1D, "onnx")])
+                                      (CHAIN_1D, "onnx"), (CHAIN_1D, "tflite-int8")])
 def test_every_op_kind_round_trips_through_export_and_score(ops, fmt, tmp_path):
     """Builder → exporter → file → score gives back the same ops (their keys), at the file's precision."""
     arch = SimpleNamespace(ops=ops, input_shape=ops[0].in_shape, classes=ops[-1].out_shape[0])

@@ -4,6 +4,9 @@ Both readers produce the same :class:`Graph`: operators in execution order, each
 with a normalised ``kind`` (conv, fc, add, act, pool, gap, reshape, transpose, alias, softmax) and the attributes
 the op vocabulary needs (kernel, stride, groups, channels, fused activation, weight bits), plus every
 activation tensor's shape channel-first without the batch (``(C, H, W)``, ``(C, T)``, ``(C,)``).
+TFLite tensors are channel-last except where a ``TRANSPOSE`` that only moves the channel axis (NHWC →
+NCHW, as litert-torch writes around the layers of a 1-D network) left one channel-first: the reader tracks
+those (their shape, a ``MEAN`` over their spatial axes) and marks such transposes ``layout_only``.
 Constant tensors (weights, biases, shapes) are not graph edges. Plumbing that moves no work —
 quantize/dequantize, identity, dropout, explicit padding before a convolution — becomes an ``alias``
 (its output is its input). Anything else keeps its file's operator name in ``kind = "unknown"`` so
@@ -107,6 +110,7 @@ def _read_tflite(path: Path) -> Graph:
 
     shapes = {tname(i): channel_first(t.shape if t.shape is not None else (), True) for i, t in enumerate(tensors)}
     int_types = {schema.TensorType.INT8: 8, schema.TensorType.UINT8: 8, schema.TensorType.INT4: 4}
+    stored_first: set[str] = set()  # tensors a layout TRANSPOSE left channel-first in memory
     nodes = []
     for index, op in enumerate(sub.operators):
         op_type = names.get(codes[op.opcodeIndex], f"CUSTOM{codes[op.opcodeIndex]}")
@@ -142,7 +146,9 @@ def _read_tflite(path: Path) -> Graph:
         elif op_type == "MEAN":
             axes = _tflite_const(model, tensors[ins[1]])
             rank = len(tensors[ins[0]].shape)
-            kind = "gap" if rank >= 3 and sorted(int(a) % rank for a in axes) == list(range(1, rank - 1)) else "unknown"
+            axis0 = 2 if act_in and act_in[0] in stored_first else 1  # the first spatial axis in memory
+            spatial = list(range(axis0, axis0 + rank - 2))
+            kind = "gap" if rank >= 3 and sorted(int(a) % rank for a in axes) == spatial else "unknown"
         elif op_type in ("RELU", "RELU6"):
             kind, attrs = "act", {"act": op_type.lower()}
         elif op_type in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
@@ -152,13 +158,35 @@ def _read_tflite(path: Path) -> Graph:
         elif op_type == "SOFTMAX":
             kind = "softmax"
         elif op_type == "TRANSPOSE":
-            kind, attrs = "transpose", {"perm": tuple(int(p) for p in _tflite_const(model, tensors[ins[1]]))}
+            perm = tuple(int(p) for p in _tflite_const(model, tensors[ins[1]]))
+            order = _layout_after(perm, bool(act_in) and act_in[0] in stored_first)
+            kind, attrs = "transpose", {"perm": perm, "layout_only": order is not None}
+            if order == "first":
+                stored_first.add(out)
+        if kind == "alias" and act_in and act_in[0] in stored_first:
+            stored_first.add(out)  # plumbing (a requantize) keeps the layout
+        if out in stored_first:
+            shapes[out] = channel_first(tensors[int(op.outputs[0])].shape, False)
         nodes.append(GNode(index, name, op_type, kind, act_in[:2] if kind == "add" else act_in[:1], out, attrs))
     first = int(sub.inputs[0])
     quantized = tensors[first].type in int_types or any(
         n.kind in ("conv", "fc") and tensors[int(n.inputs[0][1:])].type in int_types for n in nodes)
     return Graph(str(path), "tflite", nodes, shapes, tname(first), quantized,
                  tuple(int(d) for d in tensors[first].shape), True)
+
+
+def _layout_after(perm: tuple[int, ...], stored_first: bool) -> str | None:
+    """The storage order ("first"/"last") a TFLite TRANSPOSE leaves when all it does is move the channel
+    axis between last and second (NHWC ↔ NCHW, NLC ↔ NCL) of a tensor stored the other way round; None
+    for a transpose that moves data (or whose input's layout is not known)."""
+    rank = len(perm)
+    if rank < 3:
+        return None
+    if not stored_first and perm == (0, rank - 1, *range(1, rank - 1)):
+        return "first"
+    if stored_first and perm == (0, *range(2, rank), 1):
+        return "last"
+    return None
 
 
 def _tflite_const(model, tensor) -> np.ndarray:

@@ -10,14 +10,17 @@ peak SRAM, flash, MACs, params). Fusions recognised, in this order:
 * depthwise conv → 1x1 conv → add with the block input, or a linear 1x1 conv → ``mbconv`` (no expand);
 * depthwise conv → 1x1 conv with an activation → ``dsconv2d``;
 * any other conv → ``conv2d``/``conv1d``; a fully connected layer → ``linear`` or, with a ReLU,
-  ``linear_relu``.
-
-In a QDQ ONNX graph the activations are folded into the quantisation ranges: a conv/FC output whose
-uint8 zero point is 0 (its range starts at 0) counts as activated.
+  ``linear_relu``;
 * pooling → ``avgpool2d``/``maxpool2d`` (1-D: ``…pool1d``), or ``gap`` when the window is the whole map;
   global average / spatial mean → ``gap``; a reshape to a vector → ``flatten`` (none after a GAP;
   reshapes and transposes of the graph input only fix the input layout, a transpose feeding a flatten
-  is part of it).
+  is part of it, and so is any transpose that only moves the channel axis, NHWC ↔ NCHW);
+* a 1-D network stored as 2-D layers over a single row (TFLite has no 1-D conv or pooling: a sequence
+  input reshaped to (C, 1, T), windows (1, k)) → the 1-D ops (``conv1d``, ``…pool1d``, ``gap``).
+
+In a QDQ ONNX graph the activations are folded into the quantisation ranges: a conv/FC output whose
+uint8 zero point is 0 (its range starts at 0) counts as activated, except the model's output layer
+(class scores that were all positive on the calibration data leave the same range).
 
 Padding, quantize/dequantize and biases are part of the op they feed; activations are fused into the
 op before them; a final softmax is ignored (a few elementwise operations on the class scores).
@@ -138,13 +141,18 @@ class _Lowering:
             if n.kind == "transpose" and n.output in reshaped:
                 n.kind = "alias"  # a layout change feeding a flatten is part of the flatten
             on_input = n.kind in ("reshape", "transpose") and self.resolve(n.inputs[0]) == graph.input
-            if n.kind == "alias" or on_input:
+            layout_only = n.kind == "transpose" and n.attrs.get("layout_only", False)
+            if n.kind == "alias" or on_input or layout_only:
                 self.alias[n.output] = self.resolve(n.inputs[0]) if n.inputs else graph.input
             if on_input:
                 layout = n
         if layout is not None:
             graph.shapes[graph.input] = self._input_layout(layout)
+        self.one_d = self._stored_as_rows()
         self.nodes = [n for n in graph.nodes if n.output not in self.alias]
+        if self.one_d:
+            for n in self.nodes:
+                _drop_row_axis(n.attrs)
         self.consumers: dict[str, list[GNode]] = {}
         for n in self.nodes:
             for t in n.inputs:
@@ -169,13 +177,23 @@ class _Lowering:
                 shape[i] = d
         return tuple(shape)
 
+    def _stored_as_rows(self) -> bool:
+        """A 1-D network that the file runs as 2-D layers over a single row: a sequence input (N, T, C) the
+        graph's own reshapes turn into (C, 1, T) maps, as TFLite stores every 1-D conv and pooling."""
+        shape = self.g.shapes[self.g.input]
+        return len(self.g.input_dims) == 3 and len(shape) == 3 and shape[1] == 1
+
     def resolve(self, t: str) -> str:
         while t in self.alias:
             t = self.alias[t]
         return t
 
     def shape(self, t: str) -> tuple[int, ...]:
-        return self.g.shapes[self.resolve(t)]
+        """Tensor ``t``'s shape, channel first; a (C, 1, T) row of a 1-D network as (C, T)."""
+        shape = self.g.shapes[self.resolve(t)]
+        if self.one_d and len(shape) == 3 and shape[1] == 1:
+            return shape[0], shape[2]
+        return shape
 
     def sole(self, t: str, kind: str | None = None) -> GNode | None:
         """The only consumer of tensor ``t`` (of ``kind``, when given), if it has exactly one."""
@@ -227,6 +245,8 @@ class _Lowering:
     def _conv(self, n: GNode) -> Op:
         a = n.attrs
         if len(a["kernel"]) == 1:
+            if a["groups"] > 1:
+                self.fail(n, f"a grouped 1-D convolution ({a['groups']} groups) is not in the op vocabulary")
             act, out = self.with_act(n)
             return self.op("conv1d", n, n.inputs[0], self.shape(out), a["wbits"], kernel=a["kernel"][0],
                            stride=a["stride"][0])
@@ -348,9 +368,15 @@ class _Lowering:
 
     def _fc(self, n: GNode) -> Op:
         act, out = self.with_act(n)
+        if act == "clamped" and self._is_output(out):
+            act = None  # the scores were all positive on the calibration data: no ReLU left that trace
         kind = "linear_relu" if act is not None else "linear"
         return Op(kind, (n.attrs["cin"],), (n.attrs["cout"],), wbits=n.attrs["wbits"], abits=self.abits,
                   stage=f"#{n.index}")
+
+    def _is_output(self, t: str) -> bool:
+        """Tensor ``t`` is the model's output: nothing but a (final) softmax reads it."""
+        return all(user.kind == "softmax" for user in self.consumers.get(self.resolve(t), []))
 
     def _pool(self, n: GNode) -> Op:
         in_shape, out_shape = self.shape(n.inputs[0]), self.shape(n.output)
@@ -374,10 +400,10 @@ class _Lowering:
 
     def _reshape(self, n: GNode) -> Op | None:
         src, out_shape = self.shape(n.inputs[0]), self.shape(n.output)
-        if self.sole(n.output, "gap") is not None or (
+        if self.sole(n.output, "gap") is not None or src == out_shape or (
                 prod(src) == prod(out_shape) and (len(src) == 1 or all(s == 1 for s in src[1:]))):
             self.alias[n.output] = n.inputs[0]
-            return None  # a vector stays a vector; a reshape feeding a GAP is part of it
+            return None  # a vector stays a vector, a shape stays itself; a reshape feeding a GAP is part of it
         if len(out_shape) == 1:
             return self.op("flatten", n, n.inputs[0], out_shape)
         self.fail(n, f"reshape from {src} to {out_shape} is not in the op vocabulary (only flattening to a vector)")
@@ -390,6 +416,13 @@ class _Lowering:
 
     def _act(self, n: GNode):
         self.fail(n, f"a lone {n.attrs['act']} activation that follows no convolution, FC or add")
+
+
+def _drop_row_axis(attrs: dict) -> None:
+    """A conv/pool window (1, k) / stride (1, s) over a row of a 1-D network as the 1-D (k,) / (s,)."""
+    kernel, stride = attrs.get("kernel"), attrs.get("stride")
+    if kernel is not None and len(kernel) == 2 and kernel[0] == 1 and stride[0] == 1:
+        attrs["kernel"], attrs["stride"] = tuple(kernel[1:]), tuple(stride[1:])
 
 
 def _window(attrs: dict) -> dict:
