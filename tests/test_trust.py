@@ -127,8 +127,24 @@ def test_memory_figures_say_what_is_checked_and_what_is_estimated(tmp_path):
 
 def test_a_front_with_interpolated_ops_says_so():
     from workbench.cli import trust_note
+    from workbench.front import TrialRecord
 
-    row = {"precision": "int8", "interpolated_ops": 0}
+    arch = load_space("sensor-imu").random_archs(1, seed=2, precisions=["int8"])[0]
     profile = profiles.load_profile("host-cpu")
-    assert "interpolated" not in trust_note(profile, [row])
-    assert "3 ops of this front are not in its LUT" in trust_note(profile, [row, {**row, "interpolated_ops": 3}])
+
+    def record(n: int, interpolated: int) -> TrialRecord:
+        return TrialRecord(n, arch, 0.9, {"host-cpu": {"interpolated_ops": interpolated}}, (), 1.0)
+
+    assert "interpolated" not in trust_note(profile, [record(0, 0)])
+    assert "3 ops of this front are not in its LUT" in trust_note(profile, [record(0, 0), record(1, 3)])
+
+
+def test_a_network_with_4_bit_stages_names_both_kernels_it_runs():
+    """An int8 network with 4-bit stages runs w4a8 ops too: its latency rests on two statements."""
+    from workbench.trust import precisions_of
+
+    archs = load_space("vision").random_archs(40, seed=0)
+    mixed = next(a for a in archs if {op.precision for op in a.ops} == {"int8", "w4a8"})
+    assert precisions_of([mixed]) == ["int8", "w4a8"]
+    f746 = profiles.load_profile("stm32f746")
+    assert [t.split(":")[0] for t in trust_lines(f746, precisions_of([mixed]))] == ["int8", "w4a8"]

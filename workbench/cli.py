@@ -306,7 +306,7 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
     rows = front_rows(front, result.device)
     print(f"\nPareto front on {result.device.name} ({len(front)} of {_tally(result.study)}; "
           f"{_quality_note(search.evaluator, result.study)}, costs predicted from the device LUT):")
-    print(trust_note(result.device, rows))
+    print(trust_note(result.device, front))
     print(format_rows(rows, "table"))
     other = _other_device(result.device, search.profiles, _front_size(result.study))
     hint = (f"  (see it for another device: workbench pareto --study {search.study_name} --storage {storage} "
@@ -417,7 +417,7 @@ def print_front(stored, device=None, fmt: str = "table") -> None:
     front = stored.front(profile)
     rows = front_rows(front, profile)
     header = pareto_header(stored.name, settings, profile, len(front), _quality_note(settings.evaluator, stored.study))
-    for line in (header, trust_note(profile, rows)):
+    for line in (header, trust_note(profile, front)):
         print(line, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
     print(format_rows(rows, fmt))
 
@@ -447,14 +447,14 @@ def pareto_header(study: str, settings, device, n_front: int, quality: str = "")
             f"{n_front} trial{'s' if n_front != 1 else ''}")
 
 
-def trust_note(profile, rows: list[dict]) -> str:
-    """How far the table's latencies can be trusted on ``profile`` (:mod:`workbench.trust`), one line per
-    precision on the front (every precision of the device when the front is empty)."""
-    from .trust import trust_lines
+def trust_note(profile, front) -> str:
+    """How far the table's latencies can be trusted on ``profile`` (:mod:`workbench.trust`): one line per
+    precision the front's ops run at (every precision of the device when the front is empty)."""
+    from .trust import precisions_of, trust_lines
 
-    precisions = list(dict.fromkeys(row["precision"] for row in rows)) or None
-    lines = [f"latency on {profile.name}, {line}" for line in trust_lines(profile, precisions)]
-    interpolated = sum(row["interpolated_ops"] for row in rows)
+    lines = [f"latency on {profile.name}, {line}"
+             for line in trust_lines(profile, precisions_of(r.arch for r in front) or None)]
+    interpolated = sum(r.prediction(profile)["interpolated_ops"] for r in front)
     if interpolated:
         lines.append(f"latency on {profile.name}: {interpolated} op{'s' if interpolated > 1 else ''} of this front "
                      f"{'are' if interpolated > 1 else 'is'} not in its LUT, interpolated from the LUT's other entries "

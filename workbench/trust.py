@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .latency_model import KERNEL_FAMILY
 from .machine import QUICK_REFRESH, differences
+from .ops import PRECISIONS
 from .yamlio import load_yaml_mapping
 
 
@@ -63,6 +64,13 @@ def latency_trust(profile, precision: str) -> LatencyTrust:
 def trust_lines(profile, precisions=None) -> list[str]:
     """One line per precision (default: the profile's), for tables' headers and ``workbench devices``."""
     return [latency_trust(profile, p).text for p in (precisions or profile.precisions)]
+
+
+def precisions_of(archs) -> list[str]:
+    """The precisions the architectures' ops run at, in the usual order: an int8 network with 4-bit stages
+    runs w4a8 ops too, whose latency rests on other constants than its int8 ones."""
+    found = {op.precision for arch in archs for op in arch.ops}
+    return [p for p in PRECISIONS if p in found] + sorted(found - set(PRECISIONS))
 
 
 def memory_trust(profile) -> str:

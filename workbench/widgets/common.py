@@ -18,6 +18,7 @@ from ..errors import WorkbenchError
 from ..front import TrialRecord, best_of, by_architecture
 from ..profiles import DeviceProfile, profiles_with
 from ..study import StoredStudy, StudySettings
+from ..trust import precisions_of, trust_lines
 
 # axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
 # ``latency@<profile>`` pins latency to one profile whatever device is picked.
@@ -179,6 +180,13 @@ def hover_text(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: f
 
 def esc(value) -> str:
     return html.escape(str(value))
+
+
+def trust_html(profile, archs) -> str:
+    """Grey lines saying how far latencies on ``profile`` can be trusted, one per precision the architectures'
+    ops run at (every precision of the device when there are none): :mod:`workbench.trust`."""
+    return "".join(f"<div class='wb-trust' style='font-size:12px;color:#555'>latency {esc(line)}</div>"
+                   for line in trust_lines(profile, precisions_of(archs) or None))
 
 
 def one_line_error(exc: BaseException) -> str:

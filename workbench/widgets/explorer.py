@@ -24,9 +24,8 @@ import ipywidgets as widgets
 
 from ..front import TrialRecord, best_of
 from ..profiles import DeviceProfile
-from ..trust import trust_lines
 from .common import (COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value,
-                     minimised, one_line_error, split_axis, study_view)
+                     minimised, one_line_error, split_axis, study_view, trust_html)
 from .export_panel import ExportPanel
 from .inspector import TrialInspector
 from .plot import PlotView
@@ -333,13 +332,7 @@ class ParetoExplorer(widgets.VBox):
                 f"training on {esc(self.view.target.name)}"
                 f"{f' · latency budget {budget:g} ms' if budget else ''}"
                 f"{f' · {not_drawn} without a value on these axes on {esc(profile.name)} (not drawn)' if not_drawn else ''}"
-                f"</div>{self._trust_html(profile)}")
-
-    def _trust_html(self, profile: DeviceProfile) -> str:
-        """How far the latencies on ``profile`` can be trusted, for the precisions on its front (workbench.trust)."""
-        precisions = list(dict.fromkeys(r.arch.precision for r in self.front)) or None
-        return "".join(f"<div class='wb-trust' style='font-size:12px;color:#555'>latency {esc(line)}</div>"
-                       for line in trust_lines(profile, precisions))
+                f"</div>{trust_html(profile, [r.arch for r in self.front])}")
 
     def _guarded(self, action) -> None:
         """Run a UI callback; an error becomes one line in the status (a callback's traceback goes nowhere)."""

@@ -12,7 +12,7 @@ from ..cost import per_op_latency
 from ..errors import WorkbenchError
 from ..front import TrialRecord
 from ..profiles import DeviceProfile
-from .common import COLORS, esc
+from .common import COLORS, esc, trust_html
 
 _BAR = ('<div style="background:#eee;width:{width}px;height:10px;display:inline-block;vertical-align:middle">'
         '<div style="background:{color};width:{fill}px;height:10px"></div></div>')
@@ -105,6 +105,7 @@ def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = ""
             f"on {esc(profile.name)}</h4>"
             f"<div><code>{esc(record.arch.summary())}</code></div>"
             f"<div>{acc} · latency {lat} · {pred['macs']:,} MACs · {pred['params']:,} params</div>"
+            f"{trust_html(profile, [record.arch])}"
             f"<div>{fit_html(record, profile, latency_budget_ms)}</div>"
             f"<h5>Memory against the device's limits</h5>{memory_bars(record, profile)}"
             f"<h5>Quantisation policy</h5>{policy_html(record)}"
