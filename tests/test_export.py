@@ -82,9 +82,10 @@ def test_manifest_records_trial_policy_predictions_tools(imu_export, imu_study):
     assert m["device"] == "stm32f746"
     assert {"latency_ms", "peak_sram_bytes", "flash_bytes"} <= set(m["predicted"])
     from workbench.profiles import load_profile
-    from workbench.trust import latency_trust  # the prediction says what it rests on
+    from workbench.trust import precisions_of, statements  # the prediction says what it rests on
 
-    assert m["predicted"]["latency_trust"] == latency_trust(load_profile("stm32f746"), arch.precision).to_dict()
+    assert m["predicted"]["latency_trust"] == [t.to_dict() for t in statements(load_profile("stm32f746"),
+                                                                                 precisions_of([arch]))]
     import importlib.metadata
     import platform
 

@@ -107,7 +107,7 @@ def test_every_command_that_prints_a_latency_says_how_far_to_trust_it(tmp_path, 
     onnx.save(arch_graph(load_space("sensor-imu").random_archs(1, seed=1, precisions=["fp32"])[0]), str(model))
     assert main(["score", str(model), "--device", "stm32f746", "--format", "json"]) == 0
     trust = json.loads(capsys.readouterr().out)["devices"]["stm32f746"]["latency_trust"]
-    assert trust == latency_trust(f746, "fp32").to_dict()
+    assert trust == [latency_trust(f746, "fp32").to_dict()]
     assert main(["score", str(model), "--device", "stm32f746"]) == 0
     assert latency_trust(f746, "fp32").text in capsys.readouterr().out
 

@@ -454,7 +454,7 @@ def trust_note(profile, front) -> str:
 
     lines = [f"latency on {profile.name}, {line}"
              for line in trust_lines(profile, precisions_of(r.arch for r in front) or None)]
-    interpolated = sum(r.prediction(profile)["interpolated_ops"] for r in front)
+    interpolated = sum(r.prediction(profile).get("interpolated_ops", 0) for r in front)
     if interpolated:
         lines.append(f"latency on {profile.name}: {interpolated} op{'s' if interpolated > 1 else ''} of this front "
                      f"{'are' if interpolated > 1 else 'is'} not in its LUT, interpolated from the LUT's other entries "
@@ -485,7 +485,7 @@ def format_rows(rows: list[dict], fmt: str) -> str:
 
 def _machine_rounded(rows: list[dict]) -> list[dict]:
     """csv/json rows with the latency to 0.1 us (the table rounds it to 1 us itself: one rounding each)."""
-    return [{**row, "latency_ms": round(row["latency_ms"], 4)} for row in rows]
+    return [{**row, "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 4)} for row in rows]
 
 
 _CELL_FORMATS = {"accuracy": "{:.4f}", "latency_ms": "{:.3f}", "peak_sram_kb": "{:.1f}", "flash_kb": "{:.1f}",
@@ -515,7 +515,6 @@ def cmd_spaces(args) -> int:
 
 def cmd_devices(args) -> int:
     from .profiles import all_profiles
-
     from .trust import memory_trust, trust_lines
 
     for profile in all_profiles():

@@ -31,7 +31,7 @@ def build_manifest(arch, dataset, profile, context: dict | None, reference: dict
     """The manifest of one export: ``reference`` is the ``pytorch_reference`` record, ``entries`` the
     files' records by format name."""
     from .cost import estimate
-    from .trust import latency_trust
+    from .trust import precisions_of, statements
 
     manifest = {"workbench_export": 1,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -42,11 +42,11 @@ def build_manifest(arch, dataset, profile, context: dict | None, reference: dict
                 "pytorch_reference": reference}
     if profile is not None:
         manifest["predicted"] = {**estimate(arch, profile).to_dict(),
-                                 "latency_trust": latency_trust(profile, arch.precision).to_dict()}
+                                 "latency_trust": [t.to_dict() for t in statements(profile, precisions_of([arch]))]}
     host = _host_profile()
     if host is not None:
         manifest["predicted_host_cpu"] = {**estimate(arch, host).to_dict(),
-                                          "latency_trust": latency_trust(host, arch.precision).to_dict()}
+                                          "latency_trust": [t.to_dict() for t in statements(host, precisions_of([arch]))]}
     manifest["thresholds"] = thresholds
     manifest["files"] = entries
     manifest["ok"] = all(e["passed"] for e in entries.values())

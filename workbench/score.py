@@ -38,7 +38,7 @@ from .errors import WorkbenchError
 from .graph_import import Graph, GNode, channel_first, read_graph
 from .ops import Op, Segment
 from .profiles import DeviceProfile, all_profiles, load_profile
-from .trust import LatencyTrust, latency_trust
+from .trust import LatencyTrust, precisions_of, statements
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ModelScore:
     model: ImportedModel
     costs: dict[str, CostEstimate]
     per_op: dict[str, list[tuple[float | None, bool]]]  # device → (ms, interpolated?) per op
-    trust: dict[str, LatencyTrust]  # device → how far its latency can be trusted at the file's precision
+    trust: dict[str, list[LatencyTrust]]  # device → how far its latency can be trusted, per precision of the ops
 
     def to_dict(self) -> dict:
         ops = []
@@ -84,7 +84,7 @@ class ModelScore:
                         "interpolated": {d: rows[i][1] for d, rows in self.per_op.items()}})
         return {"file": self.model.path, "format": self.model.format, "precision": self.model.precision,
                 "input_shape": list(self.model.input_shape), "ops": ops,
-                "devices": {d: {**c.to_dict(), "latency_trust": self.trust[d].to_dict()}
+                "devices": {d: {**c.to_dict(), "latency_trust": [t.to_dict() for t in self.trust[d]]}
                             for d, c in self.costs.items()}}
 
 
@@ -113,7 +113,7 @@ def score(path: str | Path, device: str | DeviceProfile | list = "all") -> Model
         costs[profile.name] = cost
         per_op[profile.name] = ([profile.lut.latency(op) for op in model.ops] if cost.supported
                                 else [(None, False)] * len(model.ops))
-        trust[profile.name] = latency_trust(profile, model.precision)
+        trust[profile.name] = statements(profile, precisions_of([model]))
     return ModelScore(model, costs, per_op, trust)
 
 
@@ -462,5 +462,5 @@ def format_score(result: ModelScore) -> str:
     if any(c.interpolated_ops for c in result.costs.values()):
         lines.append("* interpolated: the device's LUT has no entry for that op (fitted on its other entries)")
     lines.append("\nhow far each latency can be trusted:")
-    lines += [f"{d:<{name_w}} {t.text}" for d, t in result.trust.items()]
+    lines += [f"{d:<{name_w}} {t.text}" for d, said in result.trust.items() for t in said]
     return "\n".join(lines)

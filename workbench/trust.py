@@ -61,15 +61,20 @@ def latency_trust(profile, precision: str) -> LatencyTrust:
     return _measured(profile, precision)
 
 
+def statements(profile, precisions=None) -> list[LatencyTrust]:
+    """One statement per precision (default: the profile's)."""
+    return [latency_trust(profile, p) for p in (precisions or profile.precisions)]
+
+
 def trust_lines(profile, precisions=None) -> list[str]:
     """One line per precision (default: the profile's), for tables' headers and ``workbench devices``."""
-    return [latency_trust(profile, p).text for p in (precisions or profile.precisions)]
+    return [t.text for t in statements(profile, precisions)]
 
 
-def precisions_of(archs) -> list[str]:
-    """The precisions the architectures' ops run at, in the usual order: an int8 network with 4-bit stages
-    runs w4a8 ops too, whose latency rests on other constants than its int8 ones."""
-    found = {op.precision for arch in archs for op in arch.ops}
+def precisions_of(models) -> list[str]:
+    """The precisions the models' ops run at (anything with ``.ops``: architectures, imported files), in the
+    usual order: an int8 network with 4-bit stages runs w4a8 ops too, which rest on other constants."""
+    found = {op.precision for model in models for op in model.ops}
     return [p for p in PRECISIONS if p in found] + sorted(found - set(PRECISIONS))
 
 
