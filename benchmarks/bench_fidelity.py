@@ -15,8 +15,13 @@ temporary copy* with ``workbench calibrate --quick`` (whole models timed here, s
 the benchmark's seed 0), so the benchmark measures the predictor, not the difference between two CPUs;
 ``--refresh always`` does so even on the same machine, ``never`` scores the profile as shipped.
 
+``--record`` writes the result per precision into the profile's ``calibration.json`` (``fidelity``: the
+share within ±10 %, the median error, the date, this machine and the hash of the LUT it checked), where
+:mod:`workbench.trust` reads it for every latency the profile prints — as long as the LUT is unchanged.
+Only a profile scored as shipped is recorded (a refresh happens in a temporary copy).
+
     python benchmarks/bench_fidelity.py [--n 100] [--seed 0] [--profile host-cpu] [--repeats 300]
-                                        [--refresh auto|always|never]
+                                        [--refresh auto|always|never] [--record]
 """
 from __future__ import annotations
 
@@ -103,15 +108,47 @@ def main(argv=None) -> None:
                     help="refresh: random models per space and precision (default %(default)s)")
     ap.add_argument("--refresh-strength", type=float, default=calibrate.QUICK_STRENGTH,
                     help="refresh: pull towards the LUT as measured (default %(default)s)")
+    ap.add_argument("--record", action="store_true",
+                    help="write the result into the profile's calibration.json (fidelity), where trust lines read it")
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="wb-fidelity-") as tmp:
         profile, how = refreshed(load_profile(args.profile), args.refresh, Path(tmp), args.refresh_models,
                                  args.refresh_strength)
-        run(args, profile, how)
+        groups = run(args, profile, how)
+    if args.record:
+        if how != "as shipped":
+            print("not recorded: the profile was refreshed in a temporary copy, so the result does not describe "
+                  "the shipped LUT (refresh it for this machine first, then --record)", file=sys.stderr)
+        else:
+            record(profile, groups, args)
 
 
-def run(args, profile, how: str) -> None:
+def record(profile, groups: dict[str, list], args) -> None:
+    """The per-precision summary into the profile's calibration.json (``fidelity``; read by workbench.trust)."""
+    import datetime
+    import json
+
+    from workbench.fingerprint import lut_sha256
+
+    rows = groups["overall"]
+    precisions = {}
+    for prec in profile.precisions:
+        sub = [r for r in rows if r[2] == prec]
+        if sub:
+            within, median, _ = scores(np.array([r[0] for r in sub]), np.array([r[1] for r in sub]))
+            precisions[prec] = {"models": len(sub), "within_10pct": round(within, 4), "median_abs_pct": round(median, 2)}
+    path = Path(profile.path).parent / "calibration.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["fidelity"] = {"command": f"python benchmarks/bench_fidelity.py --n {args.n} --seed {args.seed} --repeats "
+                                   f"{args.repeats} --record",
+                        "date": datetime.date.today().isoformat(), "machine": machine.this_machine(),
+                        "lut_sha256": lut_sha256(profile.lut), "precisions": precisions}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"recorded in {path}", file=sys.stderr)
+
+
+def run(args, profile, how: str) -> dict[str, list]:
     t0 = time.perf_counter()
     overhead = profile.per_inference_ms
     groups: dict[str, list] = {}
@@ -130,6 +167,7 @@ def run(args, profile, how: str) -> None:
           f"{machine.this_machine()['cpu']}; profile {how}")
     print_table(groups, overhead)
     print(f"total {time.perf_counter() - t0:.0f} s")
+    return groups
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -148,3 +149,31 @@ def test_a_network_with_4_bit_stages_names_both_kernels_it_runs():
     assert precisions_of([mixed]) == ["int8", "w4a8"]
     f746 = profiles.load_profile("stm32f746")
     assert [t.split(":")[0] for t in trust_lines(f746, precisions_of([mixed]))] == ["int8", "w4a8"]
+
+
+def test_a_recorded_fidelity_check_is_quoted_while_the_lut_is_unchanged(tmp_path, monkeypatch):
+    """benchmarks/bench_fidelity.py --record: its per-precision result shows in the measured profile's line,
+    and stops showing once the LUT it checked is no longer the one in the folder."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_fidelity
+
+    folder = _copy(tmp_path, "host-cpu")
+    monkeypatch.setattr(machine, "this_machine", lambda: dict(OTHER))
+    (folder / "profile.yaml").write_text((folder / "profile.yaml").read_text().replace(
+        'measured_on: {cpu: "AMD EPYC", cores: 2, runtime: "onnxruntime 1.32.0"}',
+        'measured_on: {cpu: "Some Other CPU 9000", cores: 64, runtime: "onnxruntime 0.0.1"}'))
+    profile = _load(folder)
+    assert profile.measured_on == OTHER  # "this" machine: the line speaks of this one
+    rows = [(1.0, 1.05, "int8"), (2.0, 2.5, "int8"), (1.0, 1.0, "fp32")]  # predicted, measured, precision
+    bench_fidelity.record(profile, {"overall": rows}, SimpleNamespace(n=5, seed=0, repeats=10))
+    int8 = latency_trust(_load(folder), "int8")
+    assert int8.fidelity["models"] == 2 and int8.fidelity["within_10pct"] == 0.5
+    assert "50% of 2 random whole models within ±10 %" in int8.text
+    assert latency_trust(_load(folder), "fp32").fidelity["within_10pct"] == 1.0
+    lut = folder / "lut.csv"
+    lines = lut.read_text().splitlines()
+    lines[1] = lines[1].replace(lines[1].split(",")[5], "9.9", 1)  # one entry re-measured: another LUT
+    lut.write_text("\n".join(lines) + "\n")
+    assert latency_trust(_load(folder), "int8").fidelity is None

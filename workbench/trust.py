@@ -43,6 +43,8 @@ class LatencyTrust:
     loo_max_pct: float | None = None
     within_25pct: int | None = None  # of ``models``, left out, within ±25 %
     source: str = ""  # the file that says so
+    fidelity: dict | None = None  # measured profile: its recorded whole-model check at this precision
+    #                               ({models, within_10pct (a share), median_abs_pct, date}; see _fidelity)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,8 +150,13 @@ def _measured(profile, precision: str) -> LatencyTrust:
                             source=str(profile.path))
     where = f"{measured_on['cpu']}, {measured_on['cores']} cores, {measured_on['runtime']}"
     check = _whole_model_check(folder / "calibration.json")
+    fidelity = _fidelity(folder / "calibration.json", profile, precision)
     checked = (f"; whole models timed there: leave-one-out mean {check['mean_abs']:g} %, worst "
                f"{check['max_abs']:g} % over {check['models']}") if check else ""
+    if fidelity:
+        checked += (f"; {fidelity['within_10pct']:.0%} of {fidelity['models']} random whole models within ±10 % "
+                    f"(median error {fidelity['median_abs_pct']:g} %; benchmarks/bench_fidelity.py, "
+                    f"{fidelity['date']})")
     if differences(measured_on):
         text = (f"{precision}: measured per op on another machine ({where}), not on this one: refresh with "
                 f"`{QUICK_REFRESH.format(name=folder.name)}`")
@@ -157,7 +164,25 @@ def _measured(profile, precision: str) -> LatencyTrust:
         text = f"{precision}: measured per op on this machine ({where}){checked}"
     return LatencyTrust(profile.name, precision, "measured", text, check["models"] if check else 0,
                         check["mean_abs"] if check else None, check["max_abs"] if check else None,
-                        source=str(profile.path))
+                        source=str(profile.path), fidelity=fidelity)
+
+
+def _fidelity(path: Path, profile, precision: str) -> dict | None:
+    """The whole-model check ``benchmarks/bench_fidelity.py --record`` wrote for this LUT at ``precision``;
+    None when there is none or the LUT changed since (its entries' hash no longer matches)."""
+    import json
+
+    from .fingerprint import lut_sha256
+
+    try:
+        record = json.loads(path.read_text())["fidelity"]
+        row = record["precisions"][precision]
+        if record["lut_sha256"] != lut_sha256(profile.lut):
+            return None
+        return {"models": int(row["models"]), "within_10pct": float(row["within_10pct"]),
+                "median_abs_pct": float(row["median_abs_pct"]), "date": str(record["date"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _stamp(path: Path) -> tuple:
