@@ -161,9 +161,9 @@ def test_a_recorded_fidelity_check_is_quoted_while_the_lut_is_unchanged(tmp_path
 
     folder = _copy(tmp_path, "host-cpu")
     monkeypatch.setattr(machine, "this_machine", lambda: dict(OTHER))
-    (folder / "profile.yaml").write_text((folder / "profile.yaml").read_text().replace(
-        'measured_on: {cpu: "AMD EPYC", cores: 2, runtime: "onnxruntime 1.32.0"}',
-        'measured_on: {cpu: "Some Other CPU 9000", cores: 64, runtime: "onnxruntime 0.0.1"}'))
+    from workbench.host_profile import set_measured_on
+
+    set_measured_on(folder / "profile.yaml", OTHER)
     profile = _load(folder)
     assert profile.measured_on == OTHER  # "this" machine: the line speaks of this one
     rows = [(1.0, 1.05, "int8"), (2.0, 2.5, "int8"), (1.0, 1.0, "fp32")]  # predicted, measured, precision

@@ -151,12 +151,15 @@ def _measured(profile, precision: str) -> LatencyTrust:
     where = f"{measured_on['cpu']}, {measured_on['cores']} cores, {measured_on['runtime']}"
     check = _whole_model_check(folder / "calibration.json")
     fidelity = _fidelity(folder / "calibration.json", profile, precision)
-    checked = (f"; whole models timed there: leave-one-out mean {check['mean_abs']:g} %, worst "
-               f"{check['max_abs']:g} % over {check['models']}") if check else ""
-    if fidelity:
-        checked += (f"; {fidelity['within_10pct']:.0%} of {fidelity['models']} random whole models within ±10 % "
-                    f"(median error {fidelity['median_abs_pct']:g} %; benchmarks/bench_fidelity.py, "
-                    f"{fidelity['date']})")
+    if fidelity:  # the direct check: random models, none of them fitted to
+        checked = (f"; {fidelity['within_10pct']:.0%} of {fidelity['models']} random whole models within ±10 % "
+                   f"(median error {fidelity['median_abs_pct']:g} %; benchmarks/bench_fidelity.py, "
+                   f"{fidelity['date']})")
+    elif check:
+        checked = (f"; whole models timed there: leave-one-out mean {check['mean_abs']:g} %, worst "
+                   f"{check['max_abs']:g} % over {check['models']}")
+    else:
+        checked = ""
     if differences(measured_on):
         text = (f"{precision}: measured per op on another machine ({where}), not on this one: refresh with "
                 f"`{QUICK_REFRESH.format(name=folder.name)}`")
