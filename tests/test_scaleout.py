@@ -147,6 +147,32 @@ def test_ctrl_c_marks_the_trial_and_the_same_command_resumes(tmp_path):
     assert retry.params == interrupted[0].params and retry.state.name == "COMPLETE"
 
 
+def test_a_stop_that_arrives_while_a_trial_is_created_is_held_until_the_worker_knows_it(tmp_path, monkeypatch):
+    """SIGINT/SIGTERM landing inside ``study.ask()`` — after the storage made the RUNNING trial, before the worker
+    had it — left that trial RUNNING (CI once saw it after a multi-worker SIGTERM). Held back until the worker
+    knows the trial, it is marked FAIL and queued again like any interrupted trial."""
+    import threading
+
+    from workbench.search import Search
+
+    real_ask = optuna.Study.ask
+
+    def ask_then_signal(self, *args, **kwargs):
+        trial = real_ask(self, *args, **kwargs)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the stop arrives right now
+        time.sleep(0.2)  # not held back, it would be raised here, inside ask()
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_signal)
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    search = Search("sensor-imu", "stm32f746", "basic-motions", study_name="ask", storage=storage,
+                    evaluator="synflow", sampler="random", seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        search.run(3)
+    states = [t.state.name for t in trials_of(storage, "ask")]
+    assert "RUNNING" not in states and states.count("FAIL") == 1 and states.count("WAITING") == 1, states
+
+
 @pytest.mark.parametrize("url, expected", [
     pytest.param("wrong-password", "password authentication failed", marks=needs_pg),
     ("postgresql://workbench:x@127.0.0.1:9/nodb", "cannot open postgresql://workbench:***@127.0.0.1:9/nodb"),

@@ -284,8 +284,10 @@ class Search:
         Ctrl-C (or SIGTERM) marks the trial failed and queues its parameters again first; any other
         error marks it failed and propagates. Both clean-ups run with further interrupts held back.
         """
-        trial = self._ask()
+        trial = None
         try:
+            with shielded():  # a stop held back until this worker knows the RUNNING trial the storage made
+                trial = self._ask()
             with self._beating(trial):
                 judged = self._judge(trial, target, counts)
             return self._finish(trial, judged, target)
@@ -296,10 +298,12 @@ class Search:
             return "lost"  # another worker failed it as stale (beats held up on a busy machine) and queued a retry
         except KeyboardInterrupt:
             acknowledge()  # the interrupt arrived; processes stops re-sending it
-            self._abandon(trial, retry=True)
+            if trial is not None:
+                self._abandon(trial, retry=True)
             raise
         except BaseException:
-            self._abandon(trial, retry=False)
+            if trial is not None:
+                self._abandon(trial, retry=False)
             raise
 
     def _ask(self) -> optuna.Trial:
