@@ -149,26 +149,38 @@ def test_ctrl_c_marks_the_trial_and_the_same_command_resumes(tmp_path):
 
 def test_a_stop_that_arrives_while_a_trial_is_created_is_held_until_the_worker_knows_it(tmp_path, monkeypatch):
     """SIGINT/SIGTERM landing inside ``study.ask()`` — after the storage made the RUNNING trial, before the worker
-    had it — left that trial RUNNING (CI once saw it after a multi-worker SIGTERM). Held back until the worker
-    knows the trial, it is marked FAIL and queued again like any interrupted trial."""
+    had it — left that trial RUNNING (CI saw it after a multi-worker SIGTERM). The signal is sent to the process
+    while another thread runs, as in a worker (heartbeats, torch): masked in the main thread, the kernel hands
+    it to that thread and Python still runs the handler in the main thread — so the handler itself must wait
+    for the shielded block to end. Then the trial is marked FAIL and queued again like any interrupted one."""
     import threading
 
+    from workbench.processes import signals_as_interrupts
     from workbench.search import Search
 
     real_ask = optuna.Study.ask
+    bystander = threading.Event()
+    threading.Thread(target=bystander.wait, args=(30,), daemon=True).start()  # a thread that takes signals
 
     def ask_then_signal(self, *args, **kwargs):
         trial = real_ask(self, *args, **kwargs)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the stop arrives right now
-        time.sleep(0.2)  # not held back, it would be raised here, inside ask()
+        os.kill(os.getpid(), signal.SIGTERM)  # to the process: the stop arrives right now
+        time.sleep(0.3)
+        sum(range(10_000))  # bytecode: not held back, the handler would raise here, inside ask()
         return trial
 
     monkeypatch.setattr(optuna.Study, "ask", ask_then_signal)
     storage = f"sqlite:///{tmp_path / 'a.db'}"
     search = Search("sensor-imu", "stm32f746", "basic-motions", study_name="ask", storage=storage,
                     evaluator="synflow", sampler="random", seed=0)
-    with pytest.raises(KeyboardInterrupt):
-        search.run(3)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt), signals_as_interrupts():
+            search.run(3)
+    finally:
+        bystander.set()
+        for sig, handler in handlers.items():  # an interrupted block leaves them ignored (the CLI then exits)
+            signal.signal(sig, handler)
     states = [t.state.name for t in trials_of(storage, "ask")]
     assert "RUNNING" not in states and states.count("FAIL") == 1 and states.count("WAITING") == 1, states
 

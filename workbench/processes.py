@@ -39,13 +39,18 @@ class _Delivery:
     def __init__(self):
         self.acknowledged = threading.Event()
         self.pending: int | None = None
+        self.held = 0  # depth of shielded() blocks in the main thread
+        self.deferred: int | None = None  # a stop that arrived inside one: raised when the outermost ends
 
     def on_signal(self, signum, _frame):
         if self.pending is None:
             self.pending = signum
             self.acknowledged.clear()
             threading.Thread(target=self._redeliver, args=(signum,), daemon=True).start()
-        raise Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self.held:
+            self.deferred = signum
+            return
+        raise _interrupt(signum)
 
     def _redeliver(self, signum: int) -> None:
         while not self.acknowledged.wait(REDELIVER_S):
@@ -67,7 +72,7 @@ def signals_as_interrupts():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _delivery.pending = None
+    _delivery.pending, _delivery.deferred = None, None
     previous = {sig: signal.signal(sig, _delivery.on_signal) for sig in STOP_SIGNALS}
     previous_hook = sys.unraisablehook
 
@@ -94,17 +99,29 @@ def ignore_stop_signals() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 @contextlib.contextmanager
 def shielded():
-    """Hold SIGINT/SIGTERM back while the block runs (a cleanup write); they arrive right after it."""
+    """Hold SIGINT/SIGTERM back while the block runs (a cleanup write, creating a trial); they arrive right
+    after it. Masking the main thread is not enough: a signal sent to the process is then taken by another
+    thread (a heartbeat, torch's workers) and Python still runs the handler in the main thread, inside the
+    block. So the handler of :func:`signals_as_interrupts` defers it, and the block's end raises it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    _delivery.held += 1
     try:
         yield
     finally:
+        _delivery.held -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    if _delivery.deferred is not None and not _delivery.held:  # the block ended normally: the stop arrives now
+        deferred, _delivery.deferred = _delivery.deferred, None
+        raise _interrupt(deferred)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
