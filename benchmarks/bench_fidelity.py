@@ -129,8 +129,6 @@ def record(profile, groups: dict[str, list], args) -> None:
     import datetime
     import json
 
-    from workbench.fingerprint import lut_sha256
-
     rows = groups["overall"]
     precisions = {}
     for prec in profile.precisions:
@@ -143,7 +141,7 @@ def record(profile, groups: dict[str, list], args) -> None:
     data["fidelity"] = {"command": f"python benchmarks/bench_fidelity.py --n {args.n} --seed {args.seed} --repeats "
                                    f"{args.repeats} --record",
                         "date": datetime.date.today().isoformat(), "machine": machine.this_machine(),
-                        "lut_sha256": lut_sha256(profile.lut), "precisions": precisions}
+                        "lut_sha256": profile.lut.entries_sha256, "precisions": precisions}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"recorded in {path}", file=sys.stderr)
 

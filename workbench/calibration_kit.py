@@ -126,8 +126,7 @@ def _terms(profile):
 def _fits(arch: Architecture, profile) -> bool:
     from .cost import estimate, violations
 
-    cost = estimate(arch, profile)
-    return cost.supported and all(v <= 0 for v in violations(cost, profile).values())
+    return all(v <= 0 for v in violations(estimate(arch, profile), profile).values())  # kernels, SRAM, flash
 
 
 def _greedy_d_optimal(rows: np.ndarray, n: int) -> list[int]:

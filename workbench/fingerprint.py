@@ -42,7 +42,7 @@ def device_fingerprint(profile) -> dict:
     description and LUT object, whose entries are hashed instead), as JSON values."""
     limits = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile) if f.name not in _NOT_LIMITS}
     limits = json.loads(json.dumps(limits, default=repr))
-    return {"limits": limits, "lut_sha256": lut_sha256(profile.lut), "lut_entries": len(profile.lut.entries)}
+    return {"limits": limits, "lut_sha256": profile.lut.entries_sha256, "lut_entries": len(profile.lut.entries)}
 
 
 def data_fingerprint(dataset) -> dict:

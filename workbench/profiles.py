@@ -75,6 +75,14 @@ class LatencyLUT:
         self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
 
     @cached_property
+    def entries_sha256(self) -> str:
+        """Order-free hash of the entries (:func:`workbench.fingerprint.lut_sha256`), once per loaded LUT: a
+        study's fingerprint and every trust line of a measured profile ask for it."""
+        from .fingerprint import lut_sha256
+
+        return lut_sha256(self)
+
+    @cached_property
     def _fits(self) -> dict[tuple[str, str], np.ndarray]:
         """Coefficients (per MAC, per byte, constant) per (kind, precision) and per precision ('*')."""
         groups: dict[tuple[str, str], list[LutEntry]] = {}

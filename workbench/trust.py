@@ -175,12 +175,10 @@ def _fidelity(path: Path, profile, precision: str) -> dict | None:
     None when there is none or the LUT changed since (its entries' hash no longer matches)."""
     import json
 
-    from .fingerprint import lut_sha256
-
     try:
         record = json.loads(path.read_text())["fidelity"]
         row = record["precisions"][precision]
-        if record["lut_sha256"] != lut_sha256(profile.lut):
+        if record["lut_sha256"] != profile.lut.entries_sha256:
             return None
         return {"models": int(row["models"]), "within_10pct": float(row["within_10pct"]),
                 "median_abs_pct": float(row["median_abs_pct"]), "date": str(record["date"])}
