@@ -23,11 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.calibrate import ModeledTerms, fit  # noqa: E402
-from workbench.calibration_kit import _fits, candidate_pool, select  # noqa: E402
-from workbench.latency_model import load_constants  # noqa: E402
-from workbench.profiles import load_profile  # noqa: E402
-from workbench.space import load_space  # noqa: E402
+from workbench.calibration.calibrate import ModeledTerms, fit  # noqa: E402
+from workbench.calibration.kit import _fits, candidate_pool, select  # noqa: E402
+from workbench.hardware.latency_model import load_constants  # noqa: E402
+from workbench.hardware.profiles import load_profile  # noqa: E402
+from workbench.model.space import load_space  # noqa: E402
 
 MLPERF = ("mlperf-kws", "mlperf-vww", "mlperf-ic", "mlperf-ad")
 
@@ -38,7 +38,7 @@ def fc_dominated(arch) -> bool:
 
 
 def mlperf_archs(precision: str) -> list:
-    from workbench.calibrate import _FixedChoices
+    from workbench.calibration.calibrate import _FixedChoices
 
     return [load_space(n).sample(_FixedChoices(n, precision)) for n in MLPERF]
 

@@ -44,11 +44,11 @@ from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.cost import estimate, violations  # noqa: E402
-from workbench.data import kfold, list_datasets, load_dataset  # noqa: E402
-from workbench.profiles import load_profile  # noqa: E402
-from workbench.space import load_space  # noqa: E402
-from workbench.train import train_and_evaluate  # noqa: E402
+from workbench.hardware.cost import estimate, violations  # noqa: E402
+from workbench.model.data import kfold, list_datasets, load_dataset  # noqa: E402
+from workbench.hardware.profiles import load_profile  # noqa: E402
+from workbench.model.space import load_space  # noqa: E402
+from workbench.model.train import train_and_evaluate  # noqa: E402
 
 # the space each built-in feeds (its default data set or, for the old names, the same family's input)
 SPACE_OF = {"digits": "vision", "basic-motions": "sensor-imu", "basic-motions-1s": "sensor-imu",

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.arch import Architecture  # noqa: E402
-from workbench.cost import estimate  # noqa: E402
-from workbench.errors import WorkbenchError  # noqa: E402
-from workbench.export import FORMAT_NAMES, export_trial  # noqa: E402
-from workbench.profiles import load_profile  # noqa: E402
-from workbench.storage import open_storage, study_names  # noqa: E402
-from workbench.timing import statistic  # noqa: E402
+from workbench.model.arch import Architecture  # noqa: E402
+from workbench.hardware.cost import estimate  # noqa: E402
+from workbench._infra.errors import WorkbenchError  # noqa: E402
+from workbench.export.trial import FORMAT_NAMES, export_trial  # noqa: E402
+from workbench.hardware.profiles import load_profile  # noqa: E402
+from workbench.storages.storage import open_storage, study_names  # noqa: E402
+from workbench._infra.timing import statistic  # noqa: E402
 
 
 def ensure_study(storage: str, study: str, trials: int, epochs: int, tmp: Path) -> tuple[str, str]:

@@ -58,7 +58,7 @@ def digest(path: Path) -> str:
 def complete_count(url, study="s") -> int:
     import optuna
 
-    from workbench.storage import open_storage
+    from workbench.storages.storage import open_storage
 
     trials = optuna.load_study(study_name=study, storage=open_storage(str(url), create=False)).get_trials(deepcopy=False)
     return sum(t.state.name == "COMPLETE" for t in trials)
@@ -291,7 +291,7 @@ class Faults:
         self.expect("other-content", "profile 10x SRAM", ["search", *FAST[:2], "--device", big, *FAST[4:],
                                                           "--trials", 5, "--study", "s", "--storage", url], d,
                     "sram_bytes", untouched=url)
-        from workbench.data import load_dataset
+        from workbench.model.data import load_dataset
         import numpy as np
 
         ds = load_dataset("basic-motions")
@@ -450,7 +450,7 @@ def export_kill(folder: Path, rng: random.Random, rounds: int) -> dict:
 def no_heartbeat_resume(folder: Path) -> dict:
     import optuna
 
-    from workbench.storage import open_storage
+    from workbench.storages.storage import open_storage
 
     db = folder / "h.db"
     subprocess.run([*WORKBENCH, *search(db, "h", 2)], capture_output=True, check=True)

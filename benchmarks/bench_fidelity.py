@@ -17,7 +17,7 @@ the benchmark's seed 0), so the benchmark measures the predictor, not the differ
 
 ``--record`` writes the result per precision into the profile's ``calibration.json`` (``fidelity``: the
 share within ±10 %, the median error, the date, this machine and the hash of the LUT it checked), where
-:mod:`workbench.trust` reads it for every latency the profile prints — as long as the LUT is unchanged.
+:mod:`workbench.hardware.trust` reads it for every latency the profile prints — as long as the LUT is unchanged.
 Only a profile scored as shipped is recorded (a refresh happens in a temporary copy).
 
     python benchmarks/bench_fidelity.py [--n 100] [--seed 0] [--profile host-cpu] [--repeats 300]
@@ -37,11 +37,12 @@ from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench import calibrate, machine, profiler  # noqa: E402
-from workbench.cost import estimate  # noqa: E402
-from workbench.profiles import load_profile, parse_profile  # noqa: E402
-from workbench.yamlio import load_yaml_mapping  # noqa: E402
-from workbench.space import all_spaces  # noqa: E402
+from workbench.calibration import calibrate, profiler
+from workbench.hardware import machine  # noqa: E402
+from workbench.hardware.cost import estimate  # noqa: E402
+from workbench.hardware.profiles import load_profile, parse_profile  # noqa: E402
+from workbench._infra.yamlio import load_yaml_mapping  # noqa: E402
+from workbench.model.space import all_spaces  # noqa: E402
 
 
 def refreshed(profile, mode: str, tmp: Path, models: int, strength: float):
@@ -125,7 +126,7 @@ def main(argv=None) -> None:
 
 
 def record(profile, groups: dict[str, list], args) -> None:
-    """The per-precision summary into the profile's calibration.json (``fidelity``; read by workbench.trust)."""
+    """The per-precision summary into the profile's calibration.json (``fidelity``; read by workbench.hardware.trust)."""
     import datetime
     import json
 

@@ -1,8 +1,8 @@
 """How far INT8 files land from the model the search scored, and from the fp32 model.
 
-Sets the export's INT8 verification limit (``workbench.export.INT8_MAX_DROP``) on measured numbers:
+Sets the export's INT8 verification limit (``workbench.export.trial.INT8_MAX_DROP``) on measured numbers:
 trains small MBConv models on digits with quantised policies (PTQ and QAT, 4-bit stages and all
-8-bit), exports ``onnx-int8`` and ``tflite-int8`` through :func:`workbench.export.export_model`, and
+8-bit), exports ``onnx-int8`` and ``tflite-int8`` through :func:`workbench.export.trial.export_model`, and
 prints per file its accuracy, the scored (fake-quantised) model's, the fp32 model's, and the loss
 against each in points. Accuracies depend on the CPU's float paths; the losses against the scored
 model are what the limit must cover, with a margin.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench.arch import Architecture  # noqa: E402
-from workbench.data import load_dataset  # noqa: E402
-from workbench.export import INT8_MAX_DROP, export_model  # noqa: E402
-from workbench.train import train_and_evaluate  # noqa: E402
+from workbench.model.arch import Architecture  # noqa: E402
+from workbench.model.data import load_dataset  # noqa: E402
+from workbench.export.trial import INT8_MAX_DROP, export_model  # noqa: E402
+from workbench.model.train import train_and_evaluate  # noqa: E402
 
 BASE = {"head_width": 64, "precision": "int8", "quant_mode": "ptq", "resolution": 24, "stem_kernel": 3,
         "stem_stride": 2, "stem_width": 8,

@@ -26,10 +26,12 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench import calibrate, memory  # noqa: E402
-from workbench.cost import estimate  # noqa: E402
-from workbench.profiles import load_profile  # noqa: E402
-from workbench.space import load_space  # noqa: E402
+from workbench.calibration import calibrate
+from workbench.hardware import memory  # noqa: E402
+from workbench.model import tflite_graph  # noqa: E402
+from workbench.hardware.cost import estimate  # noqa: E402
+from workbench.hardware.profiles import load_profile  # noqa: E402
+from workbench.model.space import load_space  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parent.parent / "hw_profiles" / "stm32f746"
 # MicroNets Table 4, STM32F746ZG: (Mops, flash KB, SRAM KB) per row; "-" (not printed) is None
@@ -47,10 +49,10 @@ def architecture(model: str):
 
 def tf2020_graph(arch) -> memory.Graph:
     """The graph TensorFlow's 2020 converter would write: SAME padding (no PAD ops), FC weights per tensor."""
-    memory._fragment.cache_clear()
-    with mock.patch.object(memory, "_same_pads", memory._tf_same_pads):
-        graph = memory.lower(arch.ops, arch.input_shape)
-    memory._fragment.cache_clear()
+    tflite_graph._fragment.cache_clear()
+    with mock.patch.object(tflite_graph, "same_pads", tflite_graph.tf_same_pads):
+        graph = tflite_graph.lower(arch.ops, arch.input_shape)
+    tflite_graph._fragment.cache_clear()
     graph.ops = [op._replace(channels=0, consts=tuple(c._replace(channels=min(c.channels, 1)) for c in op.consts))
                  if op.code == "FULLY_CONNECTED" else op for op in graph.ops]
     return graph

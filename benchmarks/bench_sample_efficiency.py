@@ -4,7 +4,7 @@ Goal (issue 12 item 5): the feasible front of ``--sampler ranked`` after 60 trai
 hypervolume of random search after 200 trials, on two objectives:
 
 - ``proxy`` — training-free: SynFlow (max) vs LUT latency (min), ``vision`` on ``stm32f746``, 12 ms budget,
-  5 seeds. The ranked sampler's own proxy is then NASWOT (:func:`workbench.ranking.proxy_for`): it never
+  5 seeds. The ranked sampler's own proxy is then NASWOT (:func:`workbench.search.ranking.proxy_for`): it never
   computes the objective to rank candidates, its Gaussian process learns SynFlow from the trials.
 - ``train`` — real training: held-out accuracy on the built-in ``digits`` data (max) vs LUT latency (min),
   3 seeds, **reduced**: ``--epochs 2`` and a benchmark-local copy of the ``vision`` space with the input
@@ -36,11 +36,11 @@ from pathlib import Path
 import optuna
 import yaml
 
-from workbench.front import hypervolume_2d
-from workbench.process_settings import torch_threads
+from workbench.study.front import hypervolume_2d
+from workbench._infra.process_settings import torch_threads
 from workbench.search import SearchConfig, is_trained, make_sampler
 from workbench.search.objective import evaluate, objective
-from workbench.space import load_space, space_from_text
+from workbench.model.space import load_space, space_from_text
 
 RANKED_TRIALS, RANDOM_TRIALS = 60, 200
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workbench import profiler  # noqa: E402
-from workbench.arch import Architecture  # noqa: E402
-from workbench.cost import estimate  # noqa: E402
-from workbench.profiles import list_profiles, load_profile  # noqa: E402
-from workbench.space import all_spaces  # noqa: E402
+from workbench.calibration import profiler  # noqa: E402
+from workbench.model.arch import Architecture  # noqa: E402
+from workbench.hardware.cost import estimate  # noqa: E402
+from workbench.hardware.profiles import list_profiles, load_profile  # noqa: E402
+from workbench.model.space import all_spaces  # noqa: E402
 
 
 def fresh(archs):

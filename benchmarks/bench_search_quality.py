@@ -18,7 +18,7 @@ import time
 
 import optuna
 
-from workbench.front import hypervolume_2d
+from workbench.study.front import hypervolume_2d
 from workbench.search import EVALUATORS, SearchConfig, make_sampler
 from workbench.search.objective import evaluate, objective
 

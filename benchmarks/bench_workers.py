@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 
 from workbench.search import is_trained
-from workbench.storage import open_storage
+from workbench.storages.storage import open_storage
 
 SEARCH = ["search", "--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions",
           "--evaluator", "synflow", "--sampler", "random"]

@@ -162,10 +162,10 @@ def serve() -> None:
     import torch  # noqa: F401
 
     import workbench.cli  # noqa: F401
-    import workbench.data  # noqa: F401
-    import workbench.export  # noqa: F401
-    import workbench.latency_model  # noqa: F401
-    import workbench.profiler  # noqa: F401
+    import workbench.model.data  # noqa: F401
+    import workbench.export.trial  # noqa: F401
+    import workbench.hardware.latency_model  # noqa: F401
+    import workbench.calibration.profiler  # noqa: F401
     import workbench.search  # noqa: F401
 
     for optional in ("aeon.datasets", "sklearn.datasets", "PIL.Image"):  # the data loaders' imports, done once
@@ -415,7 +415,7 @@ def _lut_row(i: int) -> str:
 def gen_lut_huge(workdir, rng, n):
     """LUTs over the size, row and line limits: a 10-million-row file (sparse), 100,001 valid rows,
     one endless line, long lines, NUL bytes, a quoted field that never ends."""
-    from workbench.profiles import LUT_COLUMNS
+    from workbench.hardware.lut import LUT_COLUMNS
 
     header = ",".join(LUT_COLUMNS) + "\n"
     kinds = ["ten-million-rows", "rows-over-limit", "endless-line", "long-line", "nul-bytes", "open-quote",
@@ -431,7 +431,7 @@ def gen_lut_huge(workdir, rng, n):
                 fh.write(header + "".join(_lut_row(j) for j in range(1000)))
             os.truncate(path, 10_000_000 * 90)
         elif kind == "rows-over-limit":
-            from workbench.profiles import MAX_LUT_ROWS
+            from workbench.hardware.lut import MAX_LUT_ROWS
 
             with path.open("w") as fh:
                 fh.write(header)

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.arch import Architecture
-from workbench.builder import build_model, check_shapes, deployed_params, op_output_shapes
-from workbench.errors import WorkbenchError
-from workbench.ops import SPECS
-from workbench.space import DataShape, load_space
+from workbench.model.arch import Architecture
+from workbench.model.builder import build_model, check_shapes, deployed_params, op_output_shapes
+from workbench._infra.errors import WorkbenchError
+from workbench.model.ops import SPECS
+from workbench.model.space import DataShape, load_space
 
 
 @pytest.mark.parametrize("space", ["vision", "audio-kws", "sensor-imu"])

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import calibrate, machine, profiles
-from workbench.calibrate import Measurement, fit, leave_one_out
+from workbench.calibration import calibrate
+from workbench.hardware import machine, profiles
+from workbench.calibration.calibrate import Measurement, fit, leave_one_out
 from workbench.cli import main
-from workbench.errors import WorkbenchError
-from workbench.latency_model import LatencyConstants, load_constants, model_profile, op_cycles
-from workbench.space import load_space
-from workbench.yamlio import load_yaml_mapping
+from workbench._infra.errors import WorkbenchError
+from workbench.hardware.latency_model import LatencyConstants, load_constants, op_cycles
+from workbench.hardware.profiles import model_profile
+from workbench.model.space import load_space
+from workbench._infra.yamlio import load_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 TRUE = LatencyConstants("synthetic truth", {"int8": {"conv": 2.5, "depthwise": 4.0, "pointwise": 1.8, "fc": 1.2}},
@@ -193,7 +195,7 @@ MICRONETS_MOPS = {"micronet-kws-l": 129, "micronet-kws-m": 30.6, "micronet-kws-s
 
 
 def test_stm32f746_published_models_are_the_papers_and_cost():
-    from workbench.cost import estimate
+    from workbench.hardware.cost import estimate
 
     folder = ROOT / "hw_profiles" / "stm32f746"
     device = profiles.load_profile(folder)
@@ -260,7 +262,7 @@ def test_cpu_mismatch_notice_fires_once_and_refresh_clears_it(host_copy, monkeyp
 def test_cli_prints_the_notice_on_one_line(host_copy, monkeypatch, capsys):
     import onnx
 
-    from workbench.profiler import arch_graph
+    from workbench.calibration.profiler import arch_graph
 
     model = host_copy.parent / "model.onnx"
     onnx.save(arch_graph(load_space("sensor-imu").random_archs(1, seed=1, precisions=["fp32"])[0]), str(model))
@@ -285,7 +287,7 @@ def test_lut_calibration_fits_scale_and_per_op_overhead(host_copy):
 def test_quick_timing_uses_the_shared_measurement(host_copy, monkeypatch):
     """--quick times each model once through graph_timing.measure (the profiler's settings and
     statistic) and records that time; models with ops the LUT lacks are skipped, not timed."""
-    from workbench import graph_timing
+    from workbench.calibration import graph_timing
 
     calls = []
 

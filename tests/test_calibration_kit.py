@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import calibration_kit
-from workbench.calibrate import ModeledTerms, calibrate_profile
-from workbench.calibration_kit import candidate_pool, select
+from workbench.calibration import kit as calibration_kit
+from workbench.calibration.calibrate import ModeledTerms, calibrate_profile
+from workbench.calibration.kit import candidate_pool, select
 from workbench.cli import main
-from workbench.cost import estimate, violations
-from workbench.latency_model import load_constants
-from workbench.profiles import load_profile, parse_profile
-from workbench.yamlio import load_yaml_mapping
+from workbench.hardware.cost import estimate, violations
+from workbench.hardware.latency_model import load_constants
+from workbench.hardware.profiles import load_profile, parse_profile
+from workbench._infra.yamlio import load_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 INT8_TERMS = {"cycles_per_mac.int8.conv", "cycles_per_mac.int8.depthwise", "cycles_per_mac.int8.pointwise",
@@ -104,7 +104,7 @@ def test_cli_writes_the_kit_and_refuses_what_it_cannot_do(tmp_path, capsys):
 def test_a_kit_file_is_the_architecture_it_names(tmp_path):
     """The .tflite written for the board lowers to the same ops as the architecture JSON the CSV names."""
     pytest.importorskip("litert_torch")
-    from workbench.score import import_model
+    from workbench.scoring.score import import_model
 
     arch = next(a for a in candidate_pool("int8", per_space=4) if a.space.startswith("kit-mlp"))
     path = tmp_path / "m.int8.tflite"

@@ -31,15 +31,15 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
     assert other.code == 0 and other.out.splitlines()[0].startswith("trial,accuracy,accuracy_mean,accuracy_std,n,")
     assert "on stm32l4r5 (the study targeted stm32f746; no latency budget; objectives accuracy, latency; " \
         in other.err
-    from workbench.data import load_dataset  # the header says how coarse the accuracy is: one test sample
+    from workbench.model.data import load_dataset  # the header says how coarse the accuracy is: one test sample
 
     n_test = len(load_dataset("basic-motions").y_test)
     assert f"accuracy = held-out test top-1 on {n_test:,} samples, one sample = {1 / n_test:.4f}): " in other.err
     table = cli("pareto", "--study", "e2e", "--storage", storage)
     assert table.out.splitlines()[0].startswith("Pareto front of study 'e2e' on stm32f746 (the study's target;")
-    # each front's latencies say how far to trust them, at the precisions on that front (workbench.trust)
-    from workbench.profiles import load_profile
-    from workbench.trust import latency_trust
+    # each front's latencies say how far to trust them, at the precisions on that front (workbench.hardware.trust)
+    from workbench.hardware.profiles import load_profile
+    from workbench.hardware.trust import latency_trust
 
     m4_rows = list(csv.DictReader(other.out.splitlines()))
     for printed, device, front in ((table.out, "stm32f746", rows), (other.err, "stm32l4r5", m4_rows)):
@@ -105,7 +105,7 @@ def test_help_names_every_flag_choice_and_default(cli, command):
 
 def test_help_shows_known_defaults(cli):
     """A few defaults spelled out, so a help text that names the wrong value fails too."""
-    from workbench.storage import DEFAULT_STORAGE
+    from workbench.storages.storage import DEFAULT_STORAGE
 
     search = _flat(cli("search", "--help").out)
     assert "--storage" in search and f"(default {DEFAULT_STORAGE})" in search
@@ -219,7 +219,7 @@ def test_help_shows_defaults(cli, command, expected):
 
 def test_closing_hint_never_suggests_the_studys_own_device():
     from workbench.cli import _other_device
-    from workbench.profiles import all_profiles
+    from workbench.hardware.profiles import all_profiles
 
     profiles = all_profiles()
     by_name = {p.name: p for p in profiles}

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from workbench import Architecture, estimate, load_profile, load_space
-from workbench.latency_model import set_per_inference_ms
-from workbench.ops import Op
-from workbench.profiles import entry_for, write_lut
+from workbench.hardware.latency_model import set_per_inference_ms
+from workbench.model.ops import Op
+from workbench.hardware.lut import entry_for, write_lut
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ def tiny_cnn1d(precision="int8", wbits=8):
 
 
 def test_hand_computed_int8_net():
-    """TFLite Micro's arena and flash for the exported graph, derived by hand (workbench.memory's rules).
+    """TFLite Micro's arena and flash for the exported graph, derived by hand (workbench.hardware.memory's rules).
 
     The int8 export is TRANSPOSE, RESHAPE, TRANSPOSE (1-D plumbing, 16 B tensors), CONV_2D 1x3 (out 32 B),
     TRANSPOSE (32 B), MEAN (4 B), FULLY_CONNECTED (3 B): 7 ops at steps 1..7. TFLM's greedy planner

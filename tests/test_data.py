@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.data import adapt, list_datasets, load_dataset
-from workbench.errors import WorkbenchError
-from workbench.space import DataShape
+from workbench.model.data import adapt, list_datasets, load_dataset
+from workbench._infra.errors import WorkbenchError
+from workbench.model.space import DataShape
 
 
 def test_list_datasets():
@@ -62,7 +62,7 @@ def test_one_second_windows_are_slices_of_recordings_on_their_own_side_of_the_sp
 
 
 def test_kfold_is_seeded_stratified_and_tests_every_sample_once():
-    from workbench.data import kfold
+    from workbench.model.data import kfold
 
     ds = load_dataset("basic-motions")
     folds = kfold(ds, 5, seed=3)
@@ -81,7 +81,7 @@ def test_kfold_is_seeded_stratified_and_tests_every_sample_once():
 
 
 def test_kfold_keeps_a_recordings_windows_in_one_fold():
-    from workbench.data import kfold
+    from workbench.model.data import kfold
 
     tested = []
     for fold in kfold(load_dataset("basic-motions-1s"), 4, seed=0):
@@ -94,7 +94,7 @@ def test_kfold_keeps_a_recordings_windows_in_one_fold():
 
 @pytest.mark.parametrize("k", [1, 21])
 def test_kfold_refuses_impossible_fold_counts_in_one_line(k):
-    from workbench.data import kfold
+    from workbench.model.data import kfold
 
     with pytest.raises(WorkbenchError, match=f"cannot make {k} folds: need 2..20") as err:
         kfold(load_dataset("basic-motions"), k)
@@ -102,8 +102,8 @@ def test_kfold_refuses_impossible_fold_counts_in_one_line(k):
 
 
 def test_every_shipped_space_default_data_set_loads_and_fits_its_space():
-    from workbench.data import check_against_space
-    from workbench.space import all_spaces
+    from workbench.model.data import check_against_space
+    from workbench.model.space import all_spaces
 
     defaults = {s.name: s.dataset for s in all_spaces() if s.dataset}
     assert defaults["sensor-imu"] == "basic-motions-1s" and defaults["audio-kws"] == "japanese-vowels"
@@ -248,7 +248,7 @@ def test_adapted_is_cached_per_shape():
 # ---------------------------------------------------------------- data against the space
 
 def _space(tmp_path, text):
-    from workbench.space import load_space
+    from workbench.model.space import load_space
 
     path = tmp_path / "space.yaml"
     path.write_text(text)
@@ -264,7 +264,7 @@ blocks: {count: [1, 2], width: [8], kernel: [3]}
 
 
 def test_channel_last_series_is_an_error_that_suggests_transposing(tmp_path):
-    from workbench.data import check_against_space
+    from workbench.model.data import check_against_space
 
     rng = np.random.default_rng(0)
     path = _write_npz(tmp_path / "nwc.npz", x_train=rng.normal(size=(20, 100, 6)), x_test=rng.normal(size=(6, 100, 6)))
@@ -282,8 +282,8 @@ def test_channel_last_series_is_an_error_that_suggests_transposing(tmp_path):
     ("audio-kws", "basic-motions", "have 6 features .* input.features is 12"),
 ])
 def test_data_of_another_layout_is_refused(space_name, data_name, field):
-    from workbench.data import check_against_space
-    from workbench.space import load_space
+    from workbench.model.data import check_against_space
+    from workbench.model.space import load_space
 
     with pytest.raises(WorkbenchError, match=field) as err:
         check_against_space(load_dataset(data_name), load_space(space_name), data_name)
@@ -291,8 +291,8 @@ def test_data_of_another_layout_is_refused(space_name, data_name, field):
 
 
 def test_channel_count_mismatch_names_the_field(tmp_path):
-    from workbench.data import check_against_space
-    from workbench.space import load_space
+    from workbench.model.data import check_against_space
+    from workbench.model.space import load_space
 
     rgb = np.random.default_rng(0).random((10, 3, 16, 16))
     path = _write_npz(tmp_path / "rgb.npz", x_train=rgb, x_test=rgb[:6], y_train=np.arange(10) % 3)
@@ -301,8 +301,8 @@ def test_channel_count_mismatch_names_the_field(tmp_path):
 
 
 def test_adaptations_are_stated(tmp_path):
-    from workbench.data import check_against_space
-    from workbench.space import load_space
+    from workbench.model.data import check_against_space
+    from workbench.model.space import load_space
 
     assert check_against_space(load_dataset("basic-motions"), load_space("sensor-imu")) == []
     assert check_against_space(load_dataset("digits"), load_space("vision")) == [

@@ -17,11 +17,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from workbench import exporters
-from workbench import export as ex
-from workbench.arch import Architecture
-from workbench.data import load_dataset
-from workbench.errors import WorkbenchError
+from workbench.export import formats as exporters
+from workbench.export import trial as ex
+from workbench.model.arch import Architecture
+from workbench.model.data import load_dataset
+from workbench._infra.errors import WorkbenchError
 
 ALL = ["onnx", "onnx-int8", "tflite", "tflite-int8"]
 
@@ -81,15 +81,15 @@ def test_manifest_records_trial_policy_predictions_tools(imu_export, imu_study):
     assert training["accuracy"] == training["stored_accuracy"]
     assert m["device"] == "stm32f746"
     assert {"latency_ms", "peak_sram_bytes", "flash_bytes"} <= set(m["predicted"])
-    from workbench.profiles import load_profile
-    from workbench.trust import precisions_of, statements  # the prediction says what it rests on
+    from workbench.hardware.profiles import load_profile
+    from workbench.hardware.trust import precisions_of, statements  # the prediction says what it rests on
 
     assert m["predicted"]["latency_trust"] == [t.to_dict() for t in statements(load_profile("stm32f746"),
                                                                                  precisions_of([arch]))]
     import importlib.metadata
     import platform
 
-    from workbench.manifest import TOOLS
+    from workbench.export.manifest import TOOLS
 
     assert set(m["tools"]) == {"python", *TOOLS} and m["tools"]["python"] == platform.python_version()
     for dist in TOOLS:  # the versions of what ran, looked up independently of the exporter
@@ -100,9 +100,9 @@ def test_manifest_records_trial_policy_predictions_tools(imu_export, imu_study):
 
 
 def test_best_follows_the_device_front(imu_study):
-    from workbench.front import load_records, pareto_front
-    from workbench.profiles import load_profile
-    from workbench.storage import open_storage
+    from workbench.study.front import load_records, pareto_front
+    from workbench.hardware.profiles import load_profile
+    from workbench.storages.storage import open_storage
     import optuna
 
     device = load_profile("stm32l4r5")
@@ -186,7 +186,7 @@ class _FixedRunner:
 def test_verify_applies_the_limits(n):
     """fp32: any disagreement or a logit off by more than 1e-4 fails; int8: at most 2 points (or one
     sample below 50 samples) under the scored model."""
-    from workbench.verify import verify
+    from workbench.export.verify import verify
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((n, 4)).astype(np.float32)
@@ -218,7 +218,7 @@ VISION = {"head_width": 64, "precision": "int8", "quant_mode": "ptq", "resolutio
 
 @pytest.fixture(scope="module")
 def vision_export(tmp_path_factory):
-    from workbench.train import train_and_evaluate
+    from workbench.model.train import train_and_evaluate
 
     arch = Architecture.create("vision", "mbconv", (1, 24, 24), 10, VISION)
     ds = load_dataset("digits")
@@ -239,14 +239,14 @@ def test_vision_tflite_int8_is_nhwc_int8_and_verified(vision_export):
     assert entry["passed"] and entry["input_layout"] == "NHWC"
     # the 4-bit stage is a documented fallback, and no op was left in float
     assert len(entry["fallbacks"]) == 1 and "stage s2" in entry["fallbacks"][0] and "int8" in entry["fallbacks"][0]
-    from workbench.exporters.tflite_format import float_ops
+    from workbench.export.formats.tflite_format import float_ops
 
     assert float_ops(export.files["tflite-int8"]) == []
 
 
 def test_vision_onnx_int8_stores_4bit_stage_as_int4(vision_export):
     arch, _, export = vision_export
-    from workbench.exporters.onnx_format import stored_weight_bits
+    from workbench.export.formats.onnx_format import stored_weight_bits
 
     stored = stored_weight_bits(onnx.load(str(export.files["onnx-int8"])))
     s2 = [i for i, op in enumerate(arch.ops) if op.stage == "s2"]
@@ -270,7 +270,7 @@ def _stored_codes(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 def test_vision_int8_files_hold_the_scored_weights_and_are_judged_against_them(vision_export):
     """The ONNX codes (int4 and int8) are the fake quantiser's, on any CPU: the file is the model the
     search scored, so it is compared with that model, not with fp32."""
-    from workbench.quant import weight_codes
+    from workbench.model.quant import weight_codes
 
     arch, result, export = vision_export
     deploy = ex.deployable_model(result.model, arch)
@@ -299,7 +299,7 @@ def test_deployable_model_strips_quant_and_folds_bn(vision_export):
     from torch import nn
     from torch.nn.utils import parametrize
 
-    from workbench.quant import ActFakeQuant, quant_disabled
+    from workbench.model.quant import ActFakeQuant, quant_disabled
 
     arch, result, _ = vision_export
     deploy = ex.deployable_model(result.model)  # the export already built one: the source model is intact
@@ -336,7 +336,7 @@ def test_unsupported_layer_is_one_line_exit_2(cli, imu_study, tmp_path, monkeypa
 
 
 def test_forced_verification_failure_exits_1(cli, imu_study, tmp_path, monkeypatch):
-    from workbench import verify
+    from workbench.export import verify
 
     monkeypatch.setattr(verify, "FP32_MAX_ABS", -1.0)  # no file can meet it
     r = cli("export", "--study", "imu", "--storage", imu_study, "--format", "onnx", "--out", tmp_path)
@@ -373,7 +373,7 @@ def test_unknown_study_lists_known(cli, imu_study, tmp_path):
 
 
 def test_saved_fake_quant_weights_load_as_deployed(vision_export, tmp_path):
-    from workbench.train import evaluate
+    from workbench.model.train import evaluate
 
     arch, result, _ = vision_export
     torch.save(result.model.state_dict(), tmp_path / "q.pt")

@@ -283,7 +283,7 @@ def test_property_alias_expansion_is_bounded(runner, workdir, fan, levels, seed)
     lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * fan)}]" for i in range(1, levels)]
     argv, names = hc.yaml_targets(d, random.Random(seed), "\n".join(lines) + "\n")
     outcome = _assert_refused(runner, hc.Case("yaml-alias-bomb", f"{fan}^{levels}", argv, names, str(d)))
-    from workbench.yamlio import MAX_YAML_NODES
+    from workbench._infra.yamlio import MAX_YAML_NODES
 
     if fan ** levels > 2 * MAX_YAML_NODES:
         assert "limit" in outcome.stderr
@@ -343,7 +343,7 @@ def test_property_long_lut_lines_fail_at_the_limit(runner, workdir, length, newl
 
 def test_outside_files_need_the_explicit_setting(tmp_path, monkeypatch):
     """A LUT shared between profile folders loads only with WORKBENCH_PROFILE_FILES_ANYWHERE=1."""
-    from workbench.profiles import OUTSIDE_FILES_ENV, _CACHE
+    from workbench.hardware.profiles import OUTSIDE_FILES_ENV, _CACHE
 
     folder = _profile_dir(tmp_path)
     shutil.move(str(folder / "lut.csv"), str(tmp_path / "shared.csv"))

@@ -1,4 +1,4 @@
-"""The analytical latency model (workbench/latency_model.py): its formula against hand arithmetic, its
+"""The analytical latency model (workbench/hardware/latency_model.py): its formula against hand arithmetic, its
 linearity and monotonicity, its input errors, and the shipped modeled LUTs against `workbench model-lut`."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from workbench.cli import main
-from workbench.errors import WorkbenchError
-from workbench.latency_model import (LatencyConstants, build_modeled_lut, load_constants, op_cycles, op_features,
+from workbench._infra.errors import WorkbenchError
+from workbench.hardware.latency_model import (LatencyConstants, build_modeled_lut, load_constants, op_cycles, op_features,
                                      parse_constants)
-from workbench.ops import Op
-from workbench.profiles import PROFILES_DIR, list_profiles, load_profile
+from workbench.model.ops import Op
+from workbench.hardware.profiles import PROFILES_DIR, list_profiles, load_profile
 
 # round numbers, so the expected cycles below are exact by hand
 CONSTS = LatencyConstants(
@@ -151,8 +151,8 @@ def test_a_modeled_profile_computes_ops_its_lut_lacks_from_its_constants():
     """An op no shipped space produces (here MicroNet-KWS-S's, MicroNets Table 5) costs what the profile's own
     formula says — not an interpolation over other rows (that gave 142 ms where the model says 103) — and is
     not counted as interpolated; a measured LUT still interpolates and counts."""
-    from workbench.cost import estimate
-    from workbench.space import load_space
+    from workbench.hardware.cost import estimate
+    from workbench.model.space import load_space
 
     folder = PROFILES_DIR / "stm32f746"
     profile, consts = load_profile(folder), load_constants(folder / "latency_model.yaml")
@@ -173,7 +173,7 @@ def test_one_input_channel_convs_are_depthwise_where_the_runtime_runs_them_so():
     depthwise` and pays the depthwise constant for it. Other engines (the default) keep the conv constant."""
     from dataclasses import replace
 
-    from workbench import memory
+    from workbench.hardware import memory
 
     stem = Op("conv2d", (1, 16, 16), (8, 16, 16), 3, 1, wbits=8, abits=8)
     stem_1d = Op("conv1d", (1, 32), (8, 32), 5, 1, wbits=8, abits=8)

@@ -1,4 +1,4 @@
-"""The TFLite Micro memory model (workbench.memory) against hand derivations and against TFLM itself.
+"""The TFLite Micro memory model (workbench.hardware.memory) against hand derivations and against TFLM itself.
 
 Hand-built graphs check the planner arithmetic; tiny architectures (a stride-2 stem whose PAD the
 converter inserts, a residual MBConv block, a pooling that feeds a convolution, a classifier) are
@@ -17,9 +17,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from workbench import memory as M
-from workbench.arch import Architecture
-from workbench.errors import WorkbenchError
+from workbench.hardware import memory as M
+from workbench.model.arch import Architecture
+from workbench._infra.errors import WorkbenchError
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -63,7 +63,7 @@ def realistic_model(arch):
     distinct, as after training (all-zero biases of a fresh model are stored once by the converter)."""
     import torch
 
-    from workbench.builder import build_model
+    from workbench.model.builder import build_model
 
     torch.manual_seed(0)
     model = build_model(arch)
@@ -130,9 +130,9 @@ def test_float_graph_has_no_requantisation_and_float_tensors():
 def exported(tmp_path_factory):
     _need("litert_torch")
     _need("tflite_micro")
-    from workbench.export import deployable_model
-    from workbench.exporters.tflite_format import write_int8
-    from workbench.exporters.tflm_runner import run_tflm
+    from workbench.export.trial import deployable_model
+    from workbench.export.formats.tflite_format import write_int8
+    from workbench.export.formats.tflm_runner import run_tflm
 
     out = tmp_path_factory.mktemp("memory")
     results = {}
@@ -163,7 +163,7 @@ def test_graph_and_arena_match_tflm(exported, name):
 
 
 def test_tflm_runner_reports_outputs(exported):
-    from workbench.exporters.tflm_runner import run_tflm
+    from workbench.export.formats.tflm_runner import run_tflm
 
     arch, path, _ = exported["mbconv"]
     x = np.zeros((2, 8, 8, 1), np.int8)
@@ -173,8 +173,8 @@ def test_tflm_runner_reports_outputs(exported):
 
 
 def test_mismatch_warning_names_the_parts():
-    from workbench.exporters.tflm_check import compare
-    from workbench.exporters.tflm_runner import TflmRun
+    from workbench.export.formats.tflm_check import compare
+    from workbench.export.formats.tflm_runner import TflmRun
 
     pred = M.MemoryEstimate(M.Arena(1000, 0, 500), 10_000, 0)
     run = TflmRun(total=2000, head=1500, tail=500)
@@ -191,8 +191,8 @@ def test_mismatch_warning_names_the_parts():
 def bundle_export(tmp_path_factory):
     _need("litert_torch")
     _need("tflite_micro")
-    from workbench.data import load_dataset
-    from workbench.export import export_model
+    from workbench.model.data import load_dataset
+    from workbench.export.trial import export_model
 
     arch = mbconv_arch()
     out = tmp_path_factory.mktemp("bundle")
@@ -252,8 +252,8 @@ def test_bundle_compiles(bundle_export, tmp_path, compiler, flags):
 # ---------------------------------------------------------------- profiles
 
 def test_profile_memory_section_is_validated(tmp_path):
-    from workbench.profiles import load_profile, parse_profile
-    from workbench.yamlio import load_yaml_mapping
+    from workbench.hardware.profiles import load_profile, parse_profile
+    from workbench._infra.yamlio import load_yaml_mapping
 
     shipped = load_profile("stm32f746")
     data = load_yaml_mapping(__import__("pathlib").Path(shipped.path))

@@ -118,8 +118,8 @@ def _framed(explorer) -> None:
 
 
 def test_explorer_front_click_device_and_framing(small_study):
-    from workbench.front import pareto_front
-    from workbench.profiles import load_profile
+    from workbench.study.front import pareto_front
+    from workbench.hardware.profiles import load_profile
     from workbench.widgets import ParetoExplorer
     from workbench.widgets.explorer import FRONT, SELECTED
 
@@ -142,7 +142,7 @@ def test_explorer_front_click_device_and_framing(small_study):
     assert explorer.figure.figure["data"][FRONT]["x"] == [r.prediction(m7)["latency_ms"] for r in explorer.front]
     assert "front on stm32f746" in explorer.figure.figure["layout"]["title"]["text"]
     assert "on stm32f746" in explorer.inspector.body.value
-    from workbench.trust import latency_trust  # the status says how far the picked device's latencies go
+    from workbench.hardware.trust import latency_trust  # the status says how far the picked device's latencies go
 
     for precision in {r.arch.precision for r in explorer.front}:
         assert f"latency {html.escape(latency_trust(m7, precision).text)}" in explorer.status.value
@@ -220,8 +220,8 @@ def test_two_exports_of_two_trials_leave_two_manifests(small_study, tmp_path):
 def test_comparison_ranks_fronts_on_one_normalised_scale():
     """Hand-made fronts: in raw accuracy × ms the slow device's front wins by its scale; against one
     reference (the 20 ms budget) and normalised, the front that is better where it matters wins."""
-    from workbench.compare import normalised_hypervolume, reference_for, verdict, where_better
-    from workbench.front import hypervolume_2d
+    from workbench.study.compare import normalised_hypervolume, reference_for, verdict, where_better
+    from workbench.study.front import hypervolume_2d
 
     fast = [(0.80, 1.0), (0.90, 4.0), (0.94, 10.0)]   # a quick device's front
     slow = [(0.85, 12.0), (0.95, 18.0), (0.97, 60.0)]  # a slow device's, one point over the budget
@@ -241,7 +241,7 @@ def test_comparison_ranks_fronts_on_one_normalised_scale():
 
 
 def test_comparison_widget_shares_one_reference_and_explains_empty_fronts(small_study):
-    from workbench.compare import normalised_hypervolume
+    from workbench.study.compare import normalised_hypervolume
     from workbench.widgets import FrontComparison
 
     comparison = FrontComparison([(small_study, "stm32l4r5"), (small_study, "stm32f746", "M7")])
@@ -336,7 +336,7 @@ def test_attach_shows_a_search_running_in_another_process(tmp_path):
 
 def test_errors_show_as_one_line_without_cli_flags():
     _require("ipywidgets", "plotly", "anywidget")
-    from workbench.errors import WorkbenchError
+    from workbench._infra.errors import WorkbenchError
     from workbench.widgets.common import notebook_message, one_line_error
 
     exc = WorkbenchError("--trials: the study stores no target number of trials; give --latency-budget too")

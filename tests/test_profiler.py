@@ -5,10 +5,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from workbench import profiler
-from workbench.ops import OP_KINDS, Op
-from workbench.profiles import load_profile
-from workbench.space import all_spaces, enumerate_ops
+from workbench.calibration import profiler
+from workbench.model.ops import OP_KINDS, Op
+from workbench.hardware.profiles import load_profile
+from workbench.model.space import all_spaces, enumerate_ops
 
 
 def _one_op_per_kind_and_precision():
@@ -87,7 +87,7 @@ def test_int8_graph_is_qdq():
 
 def test_timing_statistic_is_the_mean_of_the_fastest_runs(monkeypatch):
     """A fake clock makes run i take i+1 ms (in shuffled order): 10 runs keep the fastest 8."""
-    from workbench import timing
+    from workbench._infra import timing
 
     durations = iter(np.random.default_rng(0).permutation(np.arange(1, 11)) * 1e-3)
     ticks = []
@@ -116,8 +116,8 @@ def test_measure_times_the_graph_with_the_shared_statistic():
 
 def test_one_session_configuration_for_profiler_and_exported_files(tmp_path):
     """The LUT's graphs and an exported ONNX file run under the same settings (one helper)."""
-    from workbench import onnx_graph
-    from workbench.exporters.onnx_format import OnnxRunner
+    from workbench._infra import onnx_graph
+    from workbench.export.formats.onnx_format import OnnxRunner
 
     so = profiler.session_options()
     assert so.intra_op_num_threads == 1 and so.inter_op_num_threads == 1
@@ -144,7 +144,7 @@ def test_profile_device_writes_lut_calibration_and_profile(tmp_path, monkeypatch
     calibration.json hold the same constants; a resumed run re-measures nothing."""
     import json
 
-    from workbench import op_overhead
+    from workbench.calibration import op_overhead
 
     for module in (profiler, op_overhead):
         monkeypatch.setattr(module, "measure", _fake_measure)
@@ -180,14 +180,14 @@ def test_profile_device_really_measures(tmp_path):
 def test_profile_yaml_survives_awkward_names(tmp_path, monkeypatch):
     """Folder and CPU names are written by the yaml library: a numeric folder name stays a string, a
     CPU name with ':', '#' and quotes round-trips, and the one-line rewrite of measured_on still works."""
-    from workbench import host_profile
+    from workbench.calibration import host_profile
 
     cpu = 'Weird: CPU # "v2" @ 3 GHz'
     monkeypatch.setattr(host_profile, "cpu_facts", lambda: (cpu, 3000.0, 2048))
     monkeypatch.setattr(host_profile, "this_machine", lambda: {"cpu": cpu, "cores": 3, "runtime": "onnxruntime 9"})
     import yaml
 
-    from workbench.profiles import entry_for, write_lut
+    from workbench.hardware.lut import entry_for, write_lut
 
     path = host_profile.write_profile_yaml(tmp_path / "1234", ["fp32"], 0.004, 0.005)
     op = next(p.values[0] for p in OPS if p.values[0].precision == "fp32")

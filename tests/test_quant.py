@@ -5,10 +5,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.builder import build_model, deployed_params
-from workbench.quant import (ActFakeQuant, WeightFakeQuant, act_quantizers, calibrate, fake_quant_weight, freeze,
+from workbench.model.builder import build_model, deployed_params
+from workbench.model.quant import (ActFakeQuant, WeightFakeQuant, act_quantizers, calibrate, fake_quant_weight, freeze,
                              is_quantized, quant_disabled, quantize_model, weight_codes, weight_quantizers)
-from workbench.space import load_space
+from workbench.model.space import load_space
 
 
 def _arch(space, precision, mode=None, seed=0):
@@ -162,7 +162,7 @@ def _trained_quantised(space="vision", precision="int8"):
 
 
 def test_float_state_dict_keeps_latent_weights_under_plain_names():
-    from workbench.quant import float_state_dict
+    from workbench.model.quant import float_state_dict
 
     arch, model = _trained_quantised()
     state = float_state_dict(model)
@@ -175,7 +175,7 @@ def test_float_state_dict_keeps_latent_weights_under_plain_names():
 
 
 def test_deployable_model_equals_the_float_network_with_batchnorm_folded():
-    from workbench.quant import deployable_model
+    from workbench.model.quant import deployable_model
 
     arch, model = _trained_quantised()
     deploy = deployable_model(model, arch)
@@ -188,7 +188,7 @@ def test_deployable_model_equals_the_float_network_with_batchnorm_folded():
 
 
 def test_fold_batchnorm_matches_conv_then_batchnorm():
-    from workbench.quant import fold_batchnorm
+    from workbench.model.quant import fold_batchnorm
 
     torch.manual_seed(1)
     conv = nn.Sequential(nn.Conv1d(3, 5, 3, padding=1), nn.BatchNorm1d(5), nn.ReLU6())
@@ -208,7 +208,7 @@ def test_fold_batchnorm_matches_conv_then_batchnorm():
 
 
 def test_on_policy_grid_snaps_only_sub_32_bit_weights():
-    from workbench.quant import deployable_model, layer_bits, on_policy_grid
+    from workbench.model.quant import deployable_model, layer_bits, on_policy_grid
 
     arch, model = _trained_quantised()
     deploy = deployable_model(model, arch)

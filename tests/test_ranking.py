@@ -7,13 +7,13 @@ import pytest
 import yaml
 
 from workbench import WorkbenchError
-from workbench.cost import estimate, violations
-from workbench.front import hypervolume_2d
-from workbench.ranking import CHOICE_ATTR, expected_hv_gain, front_steps
+from workbench.hardware.cost import estimate, violations
+from workbench.study.front import hypervolume_2d
+from workbench.search.ranking import CHOICE_ATTR, expected_hv_gain, front_steps
 from workbench.search import Search, SearchConfig, make_sampler
 from workbench.search.objective import Evaluation, objective
-from workbench.space import load_space, space_from_text
-from workbench.study import Keys, arch_key
+from workbench.model.space import load_space, space_from_text
+from workbench.study.schema import Keys, arch_key
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

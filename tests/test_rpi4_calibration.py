@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.calibrate import _FixedChoices  # the suggester calibrate itself uses for fixed-choice spaces
+from workbench.calibration.calibrate import _FixedChoices  # the suggester calibrate itself uses for fixed-choice spaces
 from workbench.cli import main
-from workbench.cost import estimate
-from workbench.profiles import load_profile
-from workbench.space import load_space
+from workbench.hardware.cost import estimate
+from workbench.hardware.profiles import load_profile
+from workbench.model.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ import uuid
 import optuna
 import pytest
 
-from workbench.storage import open_storage
+from workbench.storages.storage import open_storage
 
 PG_URL = os.environ.get("WORKBENCH_TEST_POSTGRES_URL")
 needs_pg = pytest.mark.skipif(not PG_URL and not os.environ.get("CI"),
@@ -155,7 +155,7 @@ def test_a_stop_that_arrives_while_a_trial_is_created_is_held_until_the_worker_k
     for the shielded block to end. Then the trial is marked FAIL and queued again like any interrupted one."""
     import threading
 
-    from workbench.processes import signals_as_interrupts
+    from workbench._infra.processes import signals_as_interrupts
     from workbench.search import Search
 
     real_ask = optuna.Study.ask

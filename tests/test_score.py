@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from workbench import WorkbenchError, estimate, load_profile, load_space
-from workbench.builder import build_model, check_shapes
+from workbench.model.builder import build_model, check_shapes
 from workbench.cli import main
-from workbench.export import deployable_model, layer_bits
-from workbench.exporters import FORMATS
-from workbench.ops import Op
-from workbench.score import format_score, import_model, score
+from workbench.export.trial import deployable_model, layer_bits
+from workbench.export.formats import FORMATS
+from workbench.model.ops import Op
+from workbench.scoring.score import format_score, import_model, score
 
 DEVICES = ["stm32f746", "rpi4", "host-cpu"]
 

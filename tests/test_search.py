@@ -4,10 +4,10 @@ import time
 import pytest
 
 from workbench import WorkbenchError, load_profile
-from workbench.front import hypervolume_2d, load_records, pareto_front
-from workbench.profiles import list_profiles
+from workbench.study.front import hypervolume_2d, load_records, pareto_front
+from workbench.hardware.profiles import list_profiles
 from workbench.search import Search
-from workbench.train import TrainResult
+from workbench.model.train import TrainResult
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def fake_training(monkeypatch):
         acc = 1.0 - 1.0 / (1 + arch.macs / 1e5)  # bigger nets score higher: a real trade-off to search
         return TrainResult(accuracy=acc, fp32_accuracy=acc, epochs=epochs, train_seconds=0.0, model=None)
 
-    monkeypatch.setattr("workbench.train.train_and_evaluate", fake)
+    monkeypatch.setattr("workbench.model.train.train_and_evaluate", fake)
     return trained
 
 
@@ -65,7 +65,7 @@ def test_a_repeated_architecture_is_not_retrained(tmp_path, fake_training):
 
 
 def test_a_repeat_is_told_the_mean_of_every_measurement(tmp_path, fake_training):
-    from workbench.study import repeats_attr
+    from workbench.study.schema import repeats_attr
 
     search = make_search(tmp_path)
     first = search.run(1).study.get_trials()[0]
@@ -224,7 +224,7 @@ def test_a_repeat_sampled_while_another_worker_trains_it_waits_for_that_result(t
     import optuna
 
     from workbench.search import objective
-    from workbench.space import TrialSuggester
+    from workbench.model.space import TrialSuggester
 
     started, release, trained = threading.Event(), threading.Event(), []
 
@@ -234,7 +234,7 @@ def test_a_repeat_sampled_while_another_worker_trains_it_waits_for_that_result(t
         release.wait(120)
         return TrainResult(accuracy=0.75, fp32_accuracy=0.75, epochs=epochs, train_seconds=0.0, model=None)
 
-    monkeypatch.setattr("workbench.train.train_and_evaluate", slow_training)
+    monkeypatch.setattr("workbench.model.train.train_and_evaluate", slow_training)
     first = make_search(tmp_path, heartbeat_s=None, poll_s=0.05)
     draft = optuna.create_study().ask()
     objective.sample(first.config, TrialSuggester(draft))
@@ -266,7 +266,7 @@ def test_trials_of_older_studies_count_and_are_not_retrained(tmp_path, fake_trai
     import optuna
 
     from workbench.search import objective, trained_trials
-    from workbench.space import TrialSuggester
+    from workbench.model.space import TrialSuggester
 
     search = make_search(tmp_path)
     draft = optuna.create_study().ask()

@@ -12,9 +12,10 @@ import warnings
 import pytest
 import torch
 
-from workbench import cost, notices, process_settings, profiles
-from workbench.memo import BoundedMemo
-from workbench.space import load_space
+from workbench.hardware import cost, profiles
+from workbench._infra import notices, process_settings
+from workbench._infra.memo import BoundedMemo
+from workbench.model.space import load_space
 
 
 @pytest.fixture
@@ -120,11 +121,13 @@ def test_estimator_owns_its_memos_and_a_reloaded_profile_gets_a_new_one(f746_cop
 
 def test_every_memo_is_bounded():
     """The memos issue 14 names: lru_caches with a maxsize, owned memos with a bound."""
-    from workbench import data, memory
-    from workbench.families import cnn1d, common, dscnn, mbconv, mlp, resnet
+    from workbench.model import data
+    from workbench.hardware import memory
+    from workbench.model import tflite_graph
+    from workbench.model.families import cnn1d, common, dscnn, mbconv, mlp, resnet
 
     cached = [common.conv_segment, common.classifier_segment, mbconv._stage, mlp._layer, mlp._output, mlp._flatten,
-              dscnn._block, cnn1d._block, resnet._stage, memory._fragment, data._builtin]
+              dscnn._block, cnn1d._block, resnet._stage, tflite_graph._fragment, data._builtin]
     assert [f.__name__ for f in cached if f.cache_info().maxsize is None] == []
     assert memory.HOST_TFLM.memo.maxsize == memory.MEMO_SIZE
     estimator = cost.CostEstimator(profiles.load_profile("rpi4"))
@@ -275,7 +278,7 @@ def test_export_panel_shows_its_background_exports_notices(monkeypatch, tmp_path
     pytest.importorskip("ipywidgets")
     from types import SimpleNamespace
 
-    from workbench import export
+    from workbench.export import trial as export
     from workbench.widgets import export_panel
 
     def fake_export_trial(*args, **kwargs):

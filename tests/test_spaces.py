@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from workbench import Architecture, RandomSuggester, TrialSuggester, WorkbenchError, load_space
-from workbench.space import DataShape, enumerate_ops, parse_space
+from workbench.model.space import DataShape, enumerate_ops, parse_space
 
 SPACES = ["vision", "audio-kws", "sensor-imu"]
 

@@ -23,10 +23,10 @@ import numpy as np
 import optuna
 import pytest
 
-from workbench import storage as storage_mod
-from workbench.errors import WorkbenchError
+from workbench.storages import storage as storage_mod
+from workbench._infra.errors import WorkbenchError
 from workbench.search import Search
-from workbench.storage import open_storage
+from workbench.storages.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions", "--evaluator", "synflow",
@@ -321,7 +321,7 @@ def test_resume_with_a_bigger_profile_of_the_same_name_is_refused(db_copy, tmp_p
 
 
 def test_resume_with_other_data_of_the_same_stem_is_refused(tmp_path):
-    from workbench.data import load_dataset
+    from workbench.model.data import load_dataset
 
     ds = load_dataset("basic-motions")
     first, second = tmp_path / "a" / "motions.npz", tmp_path / "b" / "motions.npz"

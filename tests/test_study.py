@@ -7,12 +7,13 @@ import json
 import optuna
 import pytest
 
-from workbench.arch import Architecture
-from workbench.cost import estimate
-from workbench.errors import WorkbenchError
-from workbench.front import best_of, by_architecture, front_rows, load_records, pareto_front
-from workbench.profiles import load_profile
-from workbench.study import Keys, StoredStudy, StudySettings, arch_key, repeats_attr
+from workbench.model.arch import Architecture
+from workbench.hardware.cost import estimate
+from workbench._infra.errors import WorkbenchError
+from workbench.study.front import best_of, by_architecture, front_rows, load_records, pareto_front
+from workbench.hardware.profiles import load_profile
+from workbench.study.schema import Keys, StudySettings, arch_key, repeats_attr
+from workbench.study.stored import StoredStudy
 
 DEVICE = "stm32f746"
 
@@ -120,9 +121,9 @@ def test_best_rule_tie_breaks():
 def test_repeats_train_other_seeds_of_the_top_once(tmp_path, cli):
     """``workbench repeats`` on a hand-built study of real sensor architectures: the top candidate gets one
     more measurement with the documented seed, the table shows mean ± std, a second run trains nothing."""
-    from workbench.data import load_dataset
-    from workbench.repeats import repeat_seed
-    from workbench.space import RandomSuggester, load_space
+    from workbench.model.data import load_dataset
+    from workbench.study.repeats import repeat_seed
+    from workbench.model.space import RandomSuggester, load_space
 
     space, profile = load_space("sensor-imu"), load_profile(DEVICE)
     shape = load_dataset("basic-motions").data_shape
@@ -184,8 +185,8 @@ def test_widgets_show_mean_and_spread_of_repeated_architectures():
 def test_a_candidate_that_enters_the_top_is_repeated_too(monkeypatch):
     """Training replaced by a table of outcomes (the loop is what is tested): trial 1's repeats pull its mean
     below trial 2's, so trial 2 becomes the top candidate and is repeated in a second round; then it stops."""
-    import workbench.train as train
-    from workbench.repeats import repeat_front, repeat_seed
+    import workbench.model.train as train
+    from workbench.study.repeats import repeat_front, repeat_seed
 
     study = new_study()
     add_trial(study, arch(8), 0.80, 1.0)   # 0

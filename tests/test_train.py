@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from workbench.data import load_dataset
-from workbench.quant import act_quantizers, is_quantized
-from workbench.space import load_space
-from workbench.train import evaluate, train_and_evaluate
+from workbench.model.data import load_dataset
+from workbench.model.quant import act_quantizers, is_quantized
+from workbench.model.space import load_space
+from workbench.model.train import evaluate, train_and_evaluate
 
 
 def _pick(space, dataset, pred, n=60, seed=0):

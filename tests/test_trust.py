@@ -1,4 +1,4 @@
-"""workbench.trust: every printed latency says what it rests on and how far off it has been."""
+"""workbench.hardware.trust: every printed latency says what it rests on and how far off it has been."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from workbench import calibrate, machine, profiles
-from workbench.calibrate import Measurement
+from workbench.calibration import calibrate
+from workbench.hardware import machine, profiles
+from workbench.calibration.calibrate import Measurement
 from workbench.cli import main
-from workbench.space import load_space
-from workbench.trust import latency_trust, trust_lines
-from workbench.yamlio import load_yaml_mapping
+from workbench.model.space import load_space
+from workbench.hardware.trust import latency_trust, trust_lines
+from workbench._infra.yamlio import load_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 OTHER = {"cpu": "Some Other CPU 9000", "cores": 64, "runtime": "onnxruntime 0.0.1"}
@@ -96,7 +97,7 @@ def test_a_measured_profile_names_its_machine_and_its_whole_model_check(tmp_path
 def test_every_command_that_prints_a_latency_says_how_far_to_trust_it(tmp_path, capsys):
     import onnx
 
-    from workbench.profiler import arch_graph
+    from workbench.calibration.profiler import arch_graph
 
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
@@ -114,7 +115,7 @@ def test_every_command_that_prints_a_latency_says_how_far_to_trust_it(tmp_path, 
 
 
 def test_memory_figures_say_what_is_checked_and_what_is_estimated(tmp_path):
-    from workbench.trust import memory_trust
+    from workbench.hardware.trust import memory_trust
 
     m7 = memory_trust(profiles.load_profile("stm32f746"))
     assert "cmsis-nn scratch and 32-bit structs modeled" in m7 and "runtime code (estimate" in m7
@@ -128,7 +129,7 @@ def test_memory_figures_say_what_is_checked_and_what_is_estimated(tmp_path):
 
 def test_a_front_with_interpolated_ops_says_so():
     from workbench.cli import trust_note
-    from workbench.front import TrialRecord
+    from workbench.study.front import TrialRecord
 
     arch = load_space("sensor-imu").random_archs(1, seed=2, precisions=["int8"])[0]
     profile = profiles.load_profile("host-cpu")
@@ -142,7 +143,7 @@ def test_a_front_with_interpolated_ops_says_so():
 
 def test_a_network_with_4_bit_stages_names_both_kernels_it_runs():
     """An int8 network with 4-bit stages runs w4a8 ops too: its latency rests on two statements."""
-    from workbench.trust import precisions_of
+    from workbench.hardware.trust import precisions_of
 
     archs = load_space("vision").random_archs(40, seed=0)
     mixed = next(a for a in archs if {op.precision for op in a.ops} == {"int8", "w4a8"})
@@ -161,7 +162,7 @@ def test_a_recorded_fidelity_check_is_quoted_while_the_lut_is_unchanged(tmp_path
 
     folder = _copy(tmp_path, "host-cpu")
     monkeypatch.setattr(machine, "this_machine", lambda: dict(OTHER))
-    from workbench.host_profile import set_measured_on
+    from workbench.calibration.host_profile import set_measured_on
 
     set_measured_on(folder / "profile.yaml", OTHER)
     profile = _load(folder)

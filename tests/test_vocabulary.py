@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from workbench import estimate, load_profile, load_space
-from workbench.builder import build_op, deployed_params
-from workbench.errors import WorkbenchError
-from workbench.exporters import FORMATS
-from workbench.latency_model import LAYER_TYPES, load_constants, op_cycles
-from workbench.ops import OP_KINDS, SPECS, Op
-from workbench.profiler import deployed_graph, input_for, make_session
-from workbench.profiles import PROFILES_DIR
-from workbench.space import list_spaces
+from workbench.model.builder import build_op, deployed_params
+from workbench._infra.errors import WorkbenchError
+from workbench.export.formats import FORMATS
+from workbench.hardware.latency_model import LAYER_TYPES, load_constants, op_cycles
+from workbench.model.ops import OP_KINDS, SPECS, Op
+from workbench.calibration.profiler import deployed_graph, input_for, make_session
+from workbench.hardware.profiles import PROFILES_DIR
+from workbench.model.space import list_spaces
 
 # One or more ops per kind with MACs and deployed params written out by hand (formula in the comment).
 SAMPLES = {
@@ -62,7 +62,7 @@ PLUMBING = {"PAD", "TRANSPOSE", "RESHAPE", "QUANTIZE", "DEQUANTIZE"}
 def test_memory_model_lowers_every_kind_to_its_declared_tflite_operators(op, macs, params, precision):
     """The TFLM memory/flash model reads each kind's lowering from its spec: every kind has one, and the
     compute operators it emits are the ones the spec declares (layout plumbing aside)."""
-    from workbench import memory
+    from workbench.hardware import memory
 
     op = op if precision == "fp32" else int8(op)
     graph = memory.lower([op], op.in_shape)
@@ -190,7 +190,7 @@ def test_reference_spaces_build_and_are_fixed(name):
     space = load_space(name)
     archs = space.random_archs(5, seed=3, precisions=["fp32"])
     assert len(set(archs)) == 1  # fixed choices: every draw is the reference architecture
-    from workbench.builder import build_model, check_shapes
+    from workbench.model.builder import build_model, check_shapes
 
     model = build_model(archs[0])
     check_shapes(model)
@@ -223,7 +223,7 @@ def test_families_take_any_input_channels_and_non_square_stems(tmp_path):
     path.write_text("name: ds3\nfamily: dscnn\ninput: {frames: 20, features: 16, channels: 3}\nclasses: 4\n"
                     "stem: {width: 8, kernel: 5, kernel_w: 3, stride: 2, stride_w: 1}\n"
                     "blocks: {count: [1, 2], width: [8, 16], kernel: 3, stride: [1, 2]}\n")
-    from workbench.builder import build_model, check_shapes
+    from workbench.model.builder import build_model, check_shapes
 
     for arch in load_space(path).random_archs(4, seed=1):
         assert arch.input_shape == (3, 20, 16)
@@ -247,14 +247,14 @@ def test_resnet_and_mlp_families_search_from_yaml(tmp_path):
         assert len(set(archs)) > 1
         arch = archs[0]
         assert space.sample(TrialSuggester(optuna.trial.FixedTrial(dict(arch.choices)))) == arch
-        from workbench.space import enumerate_ops
+        from workbench.model.space import enumerate_ops
 
         keys = {op.key for op in enumerate_ops([space], ("fp32", "int8", "w4a8"))}
         assert all(set(a.op_keys) <= keys for a in archs)
 
 
 def test_mlp_flattens_multi_dimensional_data():
-    from workbench.space import DataShape
+    from workbench.model.space import DataShape
 
     arch = load_space("mlperf-ad").sample(__import__("workbench").RandomSuggester(0), data=DataShape((5, 128), 640))
     assert arch.ops[0].kind == "flatten" and arch.ops[0].out_shape == (640,)

@@ -13,12 +13,12 @@ architecture → costs, constraints, evaluation → values; benchmarks call it),
 :class:`Search` runner: storage, workers, tally, heartbeats, listeners), :mod:`.counting` (what
 ``--trials`` counts) and :mod:`.progress` (what listeners receive).
 """
-from .config import QUICKSTART, SearchConfig, check_lut_coverage, default, parse_objectives
-from .counting import completed_trials, is_trained, trained_trials
-from .objective import EVALUATORS
-from .progress import TrialOutcome, print_progress
-from .runner import MAX_UNTRAINED_STREAK, Search, SearchExhausted, SearchResult
-from .samplers import SAMPLERS, SamplerContext, make_sampler, register_sampler
+from workbench.search.config import QUICKSTART, SearchConfig, check_lut_coverage, default, parse_objectives
+from workbench.search.counting import completed_trials, is_trained, trained_trials
+from workbench.search.objective import EVALUATORS
+from workbench.search.progress import TrialOutcome, print_progress
+from workbench.search.runner import MAX_UNTRAINED_STREAK, Search, SearchExhausted, SearchResult
+from workbench.search.samplers import SAMPLERS, SamplerContext, make_sampler, register_sampler
 
 __all__ = ["EVALUATORS", "MAX_UNTRAINED_STREAK", "QUICKSTART", "SAMPLERS", "SamplerContext", "Search", "SearchConfig",
            "SearchExhausted", "SearchResult", "TrialOutcome", "check_lut_coverage", "completed_trials", "default",

@@ -5,7 +5,7 @@ config is made (:meth:`SearchConfig.load` takes names or paths the way the CLI a
 It does no I/O on a storage: the runner (:class:`workbench.search.Search`) opens the study. The CLI takes
 its defaults from the field defaults here (:func:`default`) and its choices from the registries
 (:data:`~workbench.search.samplers.SAMPLERS`, :data:`~workbench.search.objective.EVALUATORS`); a study
-stores the config as :class:`workbench.study.StudySettings` (:meth:`SearchConfig.to_settings`) and a
+stores the config as :class:`workbench.study.schema.StudySettings` (:meth:`SearchConfig.to_settings`) and a
 worker rebuilds it from there (:meth:`SearchConfig.from_settings`).
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..errors import WorkbenchError
-from ..front import OBJECTIVES
-from ..profiles import DeviceProfile, load_profile, profiles_with
-from ..space import SearchSpace, load_space, space_from_text
-from ..storage import check_study_name
-from ..study import StudySettings
-from .objective import EVALUATORS
-from .samplers import SAMPLERS, SamplerContext
+from workbench._infra.errors import WorkbenchError
+from workbench.study.front import OBJECTIVES
+from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
+from workbench.model.space import SearchSpace, load_space, space_from_text
+from workbench.storages.storage import check_study_name
+from workbench.study.schema import StudySettings
+from workbench.search.objective import EVALUATORS
+from workbench.search.samplers import SAMPLERS, SamplerContext
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class SearchConfig:
 
     space: SearchSpace
     device: DeviceProfile
-    data: Any  # workbench.data.Dataset
+    data: Any  # workbench.model.data.Dataset
     study_name: str
     profiles: tuple[DeviceProfile, ...]  # every profile each trial is scored on: the shipped ones and the target
     data_source: str = ""  # the name or path the data was given by (a worker loads it again from there)
@@ -67,7 +67,7 @@ class SearchConfig:
              study_name: str | None = None, **options) -> "SearchConfig":
         """Load and check everything a search needs — before any storage is opened, so a refused command
         leaves no study, no trial and no changed setting behind. ``data=None``: the space's dataset."""
-        from ..data import check_against_space, load_dataset
+        from workbench.model.data import check_against_space, load_dataset
 
         space = load_space(space) if isinstance(space, str) else space
         device = load_profile(device) if isinstance(device, str) else device
@@ -100,7 +100,7 @@ class SearchConfig:
         """The config of a stored study (a worker joining it): the space from its stored YAML, the device by
         the creator's path when this machine has it (else by name), the data by name or path — or
         ``device``/``data`` given here. ``options`` override the stored ones (e.g. ``population``)."""
-        from ..front import study_device
+        from workbench.study.front import study_device
 
         space = space_from_text(settings.space_yaml, f"study {study_name} (stored space)")
         stored = dict(sampler=settings.sampler, seed=settings.seed, latency_budget_ms=settings.latency_budget_ms,
@@ -125,7 +125,7 @@ def check_lut_coverage(space: SearchSpace, profiles: Sequence[DeviceProfile]) ->
     """Every op the space can produce at a precision a profile runs must have a latency in its LUT: an
     entry, or an interpolation fitted on at least 3 entries of that precision. Checked before the study
     is touched, so a profile that cannot cost the space never adds a failed trial."""
-    from ..space import enumerate_ops
+    from workbench.model.space import enumerate_ops
 
     for profile in profiles:
         counts: dict[str, int] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..study import Keys, arch_key
+from workbench.study.schema import Keys, arch_key
 
 
 def is_trained(trial: FrozenTrial) -> bool:

@@ -14,12 +14,12 @@ from typing import Callable
 
 import optuna
 
-from ..arch import Architecture
-from ..cost import CostEstimate, estimate, violations
-from ..front import OBJECTIVES
-from ..space import TrialSuggester
-from ..study import Keys, arch_key
-from .registry import Registry
+from workbench.model.arch import Architecture
+from workbench.hardware.cost import CostEstimate, estimate, violations
+from workbench.study.front import OBJECTIVES
+from workbench.model.space import TrialSuggester
+from workbench.study.schema import Keys, arch_key
+from workbench.search.registry import Registry
 
 EVALUATORS = Registry("--evaluator", "evaluator")
 LEGACY_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads (a list, Optuna < 5)
@@ -35,7 +35,7 @@ class Evaluation:
 
 
 def _train(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from .. import train
+    from workbench.model import train
 
     result = train.train_and_evaluate(arch, data, epochs=epochs, seed=seed)
     return Evaluation(result.accuracy, {Keys.ACCURACY: result.accuracy, Keys.FP32_ACCURACY: result.fp32_accuracy,
@@ -50,13 +50,13 @@ def _proxy(score: Callable[[], float]) -> Evaluation:
 
 
 def _synflow(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from ..proxies import synflow
+    from workbench.model.proxies import synflow
 
     return _proxy(lambda: synflow(arch, seed=seed))
 
 
 def _naswot(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from ..proxies import naswot
+    from workbench.model.proxies import naswot
 
     return _proxy(lambda: naswot(arch, data.adapted(arch.input_shape)[0][:64], seed=seed))
 

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from ..errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError
 
 
 @dataclass(frozen=True)

@@ -19,22 +19,22 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import WorkbenchError
-from ..fingerprint import FINGERPRINT_ATTR, differences, fingerprint
-from ..front import OBJECTIVES, TrialRecord
-from ..notices import WorkbenchNotice, notify
-from ..processes import acknowledge, shielded
-from ..profiles import DeviceProfile
-from ..recovery import OWNER, Heartbeat, owner_record, recover
-from ..space import SearchSpace, TrialSuggester
-from ..storage import (DEFAULT_STORAGE, GRACE_FACTOR, HEARTBEAT_S, load_study, open_storage, redact, storage_faults,
-                       tally_lock, wait_until)
-from ..study import Keys, StoredStudy, StudySettings
-from . import objective
-from .config import COMPARED, SearchConfig
-from .counting import holder, is_trained, trained_trials
-from .progress import TrialOutcome
-from .samplers import make_sampler
+from workbench._infra.errors import WorkbenchError
+from workbench.study.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
+from workbench.study.front import OBJECTIVES, TrialRecord
+from workbench._infra.notices import WorkbenchNotice, notify
+from workbench._infra.processes import acknowledge, shielded
+from workbench.hardware.profiles import DeviceProfile
+from workbench.storages.recovery import OWNER, Heartbeat, owner_record, recover
+from workbench.model.space import SearchSpace, TrialSuggester
+from workbench.storages.storage import DEFAULT_STORAGE, GRACE_FACTOR, HEARTBEAT_S, load_study, open_storage, redact, storage_faults, tally_lock, wait_until
+from workbench.study.schema import Keys, StudySettings
+from workbench.study.stored import StoredStudy
+from workbench.search import objective
+from workbench.search.config import COMPARED, SearchConfig
+from workbench.search.counting import holder, is_trained, trained_trials
+from workbench.search.progress import TrialOutcome
+from workbench.search.samplers import make_sampler
 
 MAX_UNTRAINED_STREAK = 200  # consecutive candidates a worker may find infeasible or already trained before it stops
 DEFINITION_WAIT_S = 10  # how long a joiner waits for a study's creator to finish recording its settings
@@ -127,7 +127,7 @@ class Search:
         The space travels inside the study (its YAML text), so a worker on another machine needs only
         the storage URL; the device is looked up by name among shipped profiles (or the creator's
         path), the data by the name or path it was given. Their content must match what the study
-        was created with (see :mod:`workbench.fingerprint`). ``options``: runner options (``listeners``,
+        was created with (see :mod:`workbench.study.fingerprint`). ``options``: runner options (``listeners``,
         ``heartbeat_s``, …) and config fields that override the stored ones.
         """
         study = load_study(study_name, storage)
@@ -235,7 +235,7 @@ class Search:
 
         ``None`` takes the target stored with the study (workers joining it). Infeasible candidates and
         duplicates of trained architectures are recorded but not counted. A resumed study continues where
-        it stopped; trials of workers that died are failed and retried (:mod:`workbench.recovery`); a
+        it stopped; trials of workers that died are failed and retried (:mod:`workbench.storages.recovery`); a
         trial that would be one more than the target is recorded as pruned ("surplus"). After
         ``max_untrained_streak`` candidates in a row that were not trained, the worker stops (one
         :class:`SearchExhausted` notice; ``SearchResult.stopped`` says why).
@@ -374,7 +374,7 @@ class Search:
 
     def _measured(self, arch) -> float:
         """The accuracy (or score) the study holds for ``arch``: the mean over all its measurements (the
-        one front rule, :func:`workbench.front.by_architecture`, so extra seeds count)."""
+        one front rule, :func:`workbench.study.front.by_architecture`, so extra seeds count)."""
         for record in StoredStudy(self.study, self.storage).architectures():
             if record.arch == arch and record.accuracy is not None:
                 return record.accuracy

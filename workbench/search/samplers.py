@@ -7,7 +7,7 @@ through ``trial.set_constraint`` (Optuna 5 reads them from the trials).
 
 Register a sampler with one line (the target is imported on first use)::
 
-    register_sampler("ranked", "workbench.ranking:make_ranked_sampler", "what it does, in a few words")
+    register_sampler("ranked", "workbench.search.ranking:make_ranked_sampler", "what it does, in a few words")
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from .registry import Registry
+from workbench.search.registry import Registry
 
 SAMPLERS = Registry("--sampler", "sampler")
 register_sampler = SAMPLERS.register
@@ -34,7 +34,7 @@ class SamplerContext:
     profiles: tuple = ()  # every DeviceProfile a trial is scored on (the target among them)
     latency_budget_ms: float | None = None
     objectives: tuple[str, ...] = ("accuracy", "latency")
-    data: Any = None  # the loaded workbench.data.Dataset
+    data: Any = None  # the loaded workbench.model.data.Dataset
     evaluator: str = "train"
     epochs: int = 3
 
@@ -54,7 +54,7 @@ def _random(context: SamplerContext) -> optuna.samplers.BaseSampler:
 register_sampler("tpe", _tpe, "Optuna TPE, seeded random start-up of min(10, --population) trials")
 register_sampler("nsga2", _nsga2, "Optuna NSGA-II, population --population")
 register_sampler("random", _random, "uniform random draws")
-register_sampler("ranked", "workbench.ranking:make_ranked_sampler",
+register_sampler("ranked", "workbench.search.ranking:make_ranked_sampler",
                  "draws many candidates per trial, keeps feasible untried ones, trains the best by predicted hypervolume gain")
 
 

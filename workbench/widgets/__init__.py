@@ -5,7 +5,7 @@
     ParetoExplorer(result, device="stm32l4r5")        # front on another device, click → inspector + export
     FrontComparison([(result, "stm32f746"), (result, "stm32l4r5")])   # fronts + hypervolumes
 
-Every widget reads what the search stored through ``workbench.study.StoredStudy`` (records with per-device
+Every widget reads what the search stored through ``workbench.study.stored.StoredStudy`` (records with per-device
 predictions; the one front rule and the one best rule) and survives a page reload: each figure is one synced state (``PlotView``), so a reloaded page draws what
 Python holds; ``LiveSearch.attach(study, storage)`` finds a running search again. Importing this package
 in IPython shows a ``WorkbenchError`` as one line instead of a traceback.
@@ -20,14 +20,14 @@ _missing = [name for name in NOTEBOOK_PACKAGES if _importlib_util.find_spec(name
 if _missing:
     raise ImportError(f"workbench.widgets needs {', '.join(_missing)} (the notebook extra): {NOTEBOOK_INSTALL}")
 
-from .common import StudyView, show_errors_as_one_line, study_view
-from .comparison import FrontComparison
-from .explorer import ParetoExplorer
-from .export_panel import ExportPanel
-from .inspector import TrialInspector
-from .live import LiveSearch
-from .plot import PlotView
-from .model_score import ModelScorePanel, score_file
+from workbench.widgets.common import StudyView, show_errors_as_one_line, study_view
+from workbench.widgets.comparison import FrontComparison
+from workbench.widgets.explorer import ParetoExplorer
+from workbench.widgets.export_panel import ExportPanel
+from workbench.widgets.inspector import TrialInspector
+from workbench.widgets.live import LiveSearch
+from workbench.widgets.plot import PlotView
+from workbench.widgets.model_score import ModelScorePanel, score_file
 
 __all__ = ["ExportPanel", "FrontComparison", "LiveSearch", "ModelScorePanel", "ParetoExplorer", "PlotView", "StudyView",
            "TrialInspector", "explore", "score_file", "study_view"]

@@ -1,8 +1,8 @@
 """What every widget shares: a study read back from storage, the metrics an axis can show, hover texts
 and errors shown as one line.
 
-The widgets only *read* what the search stored (``workbench.front`` records, their per-device
-predictions) and ask ``workbench.front``/``workbench.cost`` for fronts and costs, so a notebook draws
+The widgets only *read* what the search stored (``workbench.study.front`` records, their per-device
+predictions) and ask ``workbench.study.front``/``workbench.hardware.cost`` for fronts and costs, so a notebook draws
 exactly what ``workbench pareto`` prints.
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from ..errors import WorkbenchError
-from ..front import TrialRecord, best_of, by_architecture
-from ..profiles import DeviceProfile, profiles_with
-from ..study import StoredStudy, StudySettings
-from ..trust import precisions_of, trust_lines
+from workbench._infra.errors import WorkbenchError
+from workbench.study.front import TrialRecord, best_of, by_architecture
+from workbench.hardware.profiles import DeviceProfile, profiles_with
+from workbench.study.schema import StudySettings
+from workbench.study.stored import StoredStudy
+from workbench.hardware.trust import precisions_of, trust_lines
 
 # axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
 # ``latency@<profile>`` pins latency to one profile whatever device is picked.
@@ -37,7 +38,7 @@ PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 @dataclass
 class StudyView:
-    """A stored study as the widgets read it: :class:`workbench.study.StoredStudy` (settings, target, the
+    """A stored study as the widgets read it: :class:`workbench.study.stored.StoredStudy` (settings, target, the
     one front rule and the one best rule) plus the records last read, so every widget of a view draws the
     same snapshot until ``reload()``."""
 
@@ -184,7 +185,7 @@ def esc(value) -> str:
 
 def trust_html(profile, archs) -> str:
     """Grey lines saying how far latencies on ``profile`` can be trusted, one per precision the architectures'
-    ops run at (every precision of the device when there are none): :mod:`workbench.trust`."""
+    ops run at (every precision of the device when there are none): :mod:`workbench.hardware.trust`."""
     return "".join(f"<div class='wb-trust' style='font-size:12px;color:#555'>latency {esc(line)}</div>"
                    for line in trust_lines(profile, precisions_of(archs) or None))
 

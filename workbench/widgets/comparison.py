@@ -2,8 +2,8 @@
 
 Typical uses: one search's front re-drawn for several profiles (which device buys what), the same
 search aimed at a Cortex-M4 and at a Cortex-M7, or two samplers on the same target. Each front is the
-2-D accuracy/latency front (``workbench.front.pareto_front`` with the study's latency budget). The
-ranking is ``workbench.compare``'s: ONE reference point for the whole comparison — the latency budget
+2-D accuracy/latency front (``workbench.study.front.pareto_front`` with the study's latency budget). The
+ranking is ``workbench.study.compare``'s: ONE reference point for the whole comparison — the latency budget
 where the studies have one — and a normalised hypervolume (the share of the accuracy × latency box up to
 that reference a front dominates), so a slow device's scale cannot win by itself; a sentence says which
 front is better and where the other still wins; an empty front says why (counted by the one
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from ..compare import Reference, empty_reason, normalised_hypervolume, reference_for, verdict
-from ..front import TrialRecord
-from ..profiles import DeviceProfile, load_profile
-from .common import PALETTE, StudyView, esc, hover_text, study_view
-from .plot import PlotView
+from workbench.study.compare import Reference, empty_reason, normalised_hypervolume, reference_for, verdict
+from workbench.study.front import TrialRecord
+from workbench.hardware.profiles import DeviceProfile, load_profile
+from workbench.widgets.common import PALETTE, StudyView, esc, hover_text, study_view
+from workbench.widgets.plot import PlotView
 
 AXES = ("accuracy", "latency")
 

@@ -1,6 +1,6 @@
 """Pareto explorer: every architecture of a study on one plot, the front for any device profile, click to inspect.
 
-One point per architecture + policy (``workbench.front.by_architecture``): trials that trained the same one and
+One point per architecture + policy (``workbench.study.front.by_architecture``): trials that trained the same one and
 the extra seeds of ``workbench repeats`` are one point at their mean accuracy, with a ± one standard deviation
 error bar on the accuracy axis; duplicates that were never trained are not drawn.
 
@@ -22,13 +22,12 @@ import threading
 
 import ipywidgets as widgets
 
-from ..front import TrialRecord, best_of
-from ..profiles import DeviceProfile
-from .common import (COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value,
-                     minimised, one_line_error, split_axis, study_view, trust_html)
-from .export_panel import ExportPanel
-from .inspector import TrialInspector
-from .plot import PlotView
+from workbench.study.front import TrialRecord, best_of
+from workbench.hardware.profiles import DeviceProfile
+from workbench.widgets.common import COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value, minimised, one_line_error, split_axis, study_view, trust_html
+from workbench.widgets.export_panel import ExportPanel
+from workbench.widgets.inspector import TrialInspector
+from workbench.widgets.plot import PlotView
 
 FEASIBLE, INFEASIBLE, REJECTED, FRONT, SELECTED = range(5)
 LABELS = {FEASIBLE: "trained, fits", INFEASIBLE: "trained, does not fit", REJECTED: "rejected before training",

@@ -1,8 +1,8 @@
 """Export from the inspector: pick a format, press the button, see the files and their checks inline.
 
-The work is :func:`workbench.export.export_trial` (rebuild the trial's weights by deterministic
+The work is :func:`workbench.export.trial.export_trial` (rebuild the trial's weights by deterministic
 retraining, write the file, run it in its own runtime on the test set, write a manifest). Each trial goes
-into its own folder, ``<folder>/<study>/trial-<n>`` (:func:`workbench.export.trial_folder`), shown as an
+into its own folder, ``<folder>/<study>/trial-<n>`` (:func:`workbench.export.trial.trial_folder`), shown as an
 absolute path, so two exports never overwrite each other's manifest; a trial that does not fit the device
 (the one feasibility rule, latency budget included) is exported with a warning. It runs in a background
 thread so the notebook keeps drawing while it trains and converts; ``export()`` is the same thing,
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from ..export import trial_folder
-from ..exporters import FORMATS
-from ..front import TrialRecord
-from ..notices import listening, one_line
-from ..profiles import load_profile
-from .common import esc, one_line_error
+from workbench.export.trial import trial_folder
+from workbench.export.formats import FORMATS
+from workbench.study.front import TrialRecord
+from workbench._infra.notices import listening, one_line
+from workbench.hardware.profiles import load_profile
+from workbench.widgets.common import esc, one_line_error
 
 # the dropdown: every registered format (exporters.FORMATS is the one list), labelled by its description's head
 FORMAT_CHOICES = tuple((fmt.description.split(" (")[0].split(":")[0], name) for name, fmt in FORMATS.items())
@@ -117,7 +117,7 @@ class ExportPanel(widgets.VBox):
 
     def export(self, fmt: str | None = None):
         """Export the shown trial now (blocking); returns the ``ExportResult``."""
-        from ..export import export_trial
+        from workbench.export.trial import export_trial
 
         if self.record is None or self.record.accuracy is None:
             raise ValueError("pick a trained trial first (inspector.show / click a point)")

@@ -2,17 +2,17 @@
 
 Rendered as plain HTML (tables with inline bars) rather than more plotly figures: an HTML widget's
 value is synced state, so the panel survives a page reload unchanged, and it is cheap to redraw when
-the picked device changes. Costs come from ``workbench.cost`` (the same numbers the search stored).
+the picked device changes. Costs come from ``workbench.hardware.cost`` (the same numbers the search stored).
 """
 from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ..cost import per_op_latency
-from ..errors import WorkbenchError
-from ..front import TrialRecord
-from ..profiles import DeviceProfile
-from .common import COLORS, esc, trust_html
+from workbench.hardware.cost import per_op_latency
+from workbench._infra.errors import WorkbenchError
+from workbench.study.front import TrialRecord
+from workbench.hardware.profiles import DeviceProfile
+from workbench.widgets.common import COLORS, esc, trust_html
 
 _BAR = ('<div style="background:#eee;width:{width}px;height:10px;display:inline-block;vertical-align:middle">'
         '<div style="background:{color};width:{fill}px;height:10px"></div></div>')

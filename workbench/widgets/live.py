@@ -22,14 +22,14 @@ import time
 import ipywidgets as widgets
 import optuna
 
-from ..errors import WorkbenchError
-from ..front import best_of
-from ..notices import listening, one_line
-from ..search import Search, SearchResult, TrialOutcome, is_trained
-from ..storage import DEFAULT_STORAGE, load_study
-from ..study import StudySettings
-from .common import one_line_error
-from .explorer import ParetoExplorer
+from workbench._infra.errors import WorkbenchError
+from workbench.study.front import best_of
+from workbench._infra.notices import listening, one_line
+from workbench.search import Search, SearchResult, TrialOutcome, is_trained
+from workbench.storages.storage import DEFAULT_STORAGE, load_study
+from workbench.study.schema import StudySettings
+from workbench.widgets.common import one_line_error
+from workbench.widgets.explorer import ParetoExplorer
 
 _RUNNING: dict[tuple[str, str], "LiveSearch"] = {}  # (storage URL, study) → the widget whose thread runs it
 _REGISTRY_LOCK = threading.Lock()

@@ -1,7 +1,7 @@
 """Model-file inspector: what an existing .tflite/.onnx file costs on the device profiles.
 
 The notebook face of ``workbench score``: a path box, a device picker (one profile or all) and a
-button; the panel shows the file's fused ops as :mod:`workbench.score` lowers them (shapes, window,
+button; the panel shows the file's fused ops as :mod:`workbench.scoring.score` lowers them (shapes, window,
 MACs, params, per-op latency per device) and the totals per device against the device's budgets.
 Plain HTML in an ``HTML`` widget (synced state: it survives a page reload). A file the vocabulary
 cannot express shows the one-line error instead of a traceback.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from ..errors import WorkbenchError
-from ..profiles import all_profiles
-from ..score import ModelScore, score
-from .common import esc
+from workbench._infra.errors import WorkbenchError
+from workbench.hardware.profiles import all_profiles
+from workbench.scoring.score import ModelScore, score
+from workbench.widgets.common import esc
 
 
 def _window(op) -> str:
@@ -58,7 +58,7 @@ def score_html(result: ModelScore) -> str:
 
 
 class ModelScorePanel(widgets.VBox):
-    """Path + device picker + Score button above the HTML report of :func:`workbench.score.score`."""
+    """Path + device picker + Score button above the HTML report of :func:`workbench.scoring.score.score`."""
 
     def __init__(self, path: str = "", device: str = "all"):
         names = ["all"] + [p.name for p in all_profiles()]

@@ -1,0 +1,167 @@
+"""Cost estimator: architecture + device profile → latency, peak SRAM, flash, MACs, params.
+
+Pure arithmetic over the architecture's cached op schedule and the profile's LUT: no torch model is
+built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
+
+- latency: the runtime's per-inference overhead plus the sum over fused ops of the LUT mean (ops missing
+  from the LUT are computed from a modeled profile's latency model, or on a measured LUT interpolated and
+  counted: :meth:`workbench.hardware.lut.LatencyLUT.latency`), memoised per segment (stage) by the profile's
+  :class:`CostEstimator`;
+- peak SRAM and flash, on a profile with a ``memory:`` section (every shipped profile): the TFLite
+  Micro arena the exported graph needs (activations as TFLM's greedy planner lays them out + kernel
+  scratch + persistent allocations) and the ``.tflite`` file plus the runtime's code for the operators
+  used — :mod:`workbench.hardware.memory`, memoised per architecture by the estimator; the parts are reported next
+  to the totals;
+- on a profile without one (the earlier rule, kept for hand-written profiles): the largest live
+  activation set over the layer schedule (input + output + held residual of the worst layer,
+  MCUNet-style) and weights + biases + per-channel quantisation parameters + the profile's
+  ``per_layer_flash_bytes`` for every layer.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from workbench.model.arch import Architecture
+from workbench._infra.memo import BoundedMemo
+from workbench.hardware.memory import estimate_memory
+from workbench.hardware.profiles import DeviceProfile
+
+
+class CostEstimate(NamedTuple):
+    """What a device would pay for an architecture (a NamedTuple: cheap to create on the hot path)."""
+
+    device: str
+    supported: bool  # the device runs the architecture's precisions
+    latency_ms: float | None
+    interpolated_ops: int
+    n_ops: int
+    peak_sram_bytes: int
+    flash_bytes: int
+    macs: int
+    params: int
+    # parts of peak_sram_bytes and flash_bytes (TFLM model; the per-layer rule fills activations/file only)
+    sram_activations: int = 0
+    sram_scratch: int = 0
+    sram_persistent: int = 0
+    flash_file: int = 0
+    flash_code: int = 0
+    memory_model: str = ""  # what produced the memory numbers ("tflm cmsis-nn 32-bit", "per-layer rule")
+
+    @property
+    def peak_sram_kb(self) -> float:
+        return self.peak_sram_bytes / 1024
+
+    @property
+    def flash_kb(self) -> float:
+        return self.flash_bytes / 1024
+
+    def to_dict(self) -> dict:
+        return self._asdict()
+
+
+class CostEstimator:
+    """Scores architectures on one device profile, and owns what it remembers while doing so.
+
+    Two bounded memos (:class:`~workbench._infra.memo.BoundedMemo`), dropped with the estimator:
+
+    - per segment (a stage: its ops' LUT sum, interpolated count, whether the device runs it) —
+      :data:`SEGMENT_MEMO_SIZE`; segments are shared between architectures, so a search keeps hitting them;
+    - per architecture, the TFLite Micro memory model's fields — :data:`ARCH_MEMO_SIZE`.
+
+    A profile reloaded after its files changed is a new profile object and gets a new estimator
+    (:func:`estimator_for`), so nothing remembered from the old LUT leaks into the new one."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+        self._segments = BoundedMemo(SEGMENT_MEMO_SIZE)
+        self._memory = BoundedMemo(ARCH_MEMO_SIZE)
+
+    def estimate(self, arch: Architecture) -> CostEstimate:
+        """Score ``arch``: one pass over its memoised segments (the hot path of a search)."""
+        profile = self.profile
+        latency, interpolated, supported = 0.0, 0, True
+        macs = params = weight_bytes = n_layers = n_ops = peak = 0
+        memo = self._segments
+        for seg in arch.segments:
+            hit = memo.peek(seg)
+            if hit is None:
+                hit = self._segment_latency(seg)
+                memo.put(seg, hit)
+            latency += hit[0]
+            interpolated += hit[1]
+            supported = supported and hit[2]
+            macs += seg.macs
+            params += seg.params
+            weight_bytes += seg.weight_bytes
+            n_layers += seg.n_layers
+            n_ops += seg.n_ops
+            if seg.peak_bytes > peak:
+                peak = seg.peak_bytes
+        if profile.memory is not None:
+            key = (arch.segments, arch.input_shape)
+            memory = self._memory.peek(key)
+            if memory is None:
+                memory = estimate_memory(arch, profile.memory).cost_fields(profile.memory.tag)
+                self._memory.put(key, memory)
+        else:
+            flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
+            memory = (peak, flash, peak, 0, 0, flash, 0, "per-layer rule")
+        peak, flash, *parts = memory
+        if not supported:
+            return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params, *parts)
+        return CostEstimate(profile.name, True, profile.per_inference_ms + latency, interpolated, n_ops, peak, flash,
+                            macs, params, *parts)
+
+    def _segment_latency(self, seg) -> tuple[float, int, bool]:
+        """(sum of the segment's LUT entries, ops interpolated because the LUT lacks them, device runs it)."""
+        profile = self.profile
+        if not seg.precisions.issubset(profile.precisions):
+            return 0.0, 0, False
+        total, interpolated = 0.0, 0
+        for op, key in zip(seg.ops, seg.keys):
+            ms, guessed = profile.lut.latency(op, key)
+            total += ms
+            interpolated += guessed
+        return total, interpolated, True
+
+
+# The shipped spaces' 3,000-architecture samples hold ~2,800 distinct stages (vision); 16,384 keeps every
+# segment a long search meets while bounding a space with very long choice lists.
+SEGMENT_MEMO_SIZE = 16_384
+# Above benchmarks/bench_scoring.py's 20,000 architectures and any search's trial count; an entry is a
+# tuple of 8 numbers keyed by the architecture's (shared) segment objects, so a full memo is ~10 MB.
+ARCH_MEMO_SIZE = 32_768
+# Estimators for the profiles in use: a search scores the target and every shipped device (6 today); a
+# notebook adds its own and reloaded profiles. An estimator keeps its profile alive, so the bound is also
+# how many profiles (a few MB each with their memos) this can hold; an evicted one is rebuilt on demand.
+ESTIMATORS_SIZE = 32
+
+_ESTIMATORS = BoundedMemo(ESTIMATORS_SIZE)  # id(profile) → its CostEstimator
+
+
+def estimator_for(profile: DeviceProfile) -> CostEstimator:
+    """The :class:`CostEstimator` of ``profile``: one per profile object. (The estimator holds its profile,
+    so an id found here is that profile's: ids are only reused once an object is gone.)"""
+    return _ESTIMATORS.get(id(profile), lambda: CostEstimator(profile))
+
+
+def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
+    """Score ``arch`` on ``profile`` (:meth:`CostEstimator.estimate` of the profile's estimator)."""
+    return estimator_for(profile).estimate(arch)
+
+
+def per_op_latency(arch: Architecture, profile: DeviceProfile) -> list[tuple[str, float, bool]]:
+    """(op key, latency ms, interpolated?) for each op — the per-layer breakdown an inspector shows."""
+    return [(op.key, *profile.lut.latency(op)) for op in arch.ops]
+
+
+def violations(cost: CostEstimate, profile: DeviceProfile, latency_budget_ms: float | None = None) -> dict[str, float]:
+    """Constraint values (≤ 0 means satisfied), in the units a person reads: ms and KB over budget."""
+    out = {
+        "sram_kb_over": (cost.peak_sram_bytes - profile.sram_budget_bytes) / 1024,
+        "flash_kb_over": (cost.flash_bytes - profile.flash_budget_bytes) / 1024,
+        "unsupported_precision": 0.0 if cost.supported else 1.0,
+    }
+    if latency_budget_ms is not None and cost.latency_ms is not None:
+        out["latency_ms_over"] = cost.latency_ms - latency_budget_ms
+    return out

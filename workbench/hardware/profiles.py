@@ -1,0 +1,258 @@
+"""Device profiles and their latency lookup tables (LUTs), stored as data in ``hw_profiles/<name>/``.
+
+``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what lies
+outside the runtime's arena and code, supported precisions) and a ``memory:`` section describing the
+runtime build for the TFLite Micro memory model (:func:`workbench.hardware.memory.parse_runtime`; without it,
+the per-layer rule with ``per_layer_flash_bytes``); ``lut.csv`` holds one row per
+fused-op configuration: its key (see :attr:`workbench.model.ops.Op.key`), features used for
+interpolation (MACs, bytes moved), latency mean/std/count in milliseconds, and where the number
+came from (``measured``, ``modeled`` or ``imported``) with a reference.
+
+Ops missing from a LUT are scored by a per-(op kind, precision) linear model fitted on the LUT's own
+entries (latency ~ a·MACs + b·bytes + c, non-negative least squares), falling back to one fit per
+precision; the estimate counts how many ops were interpolated. A *modeled* profile (every LUT row
+``modeled``, ``latency_model:`` named) computes a missing op from its latency model instead — exactly
+what its LUT row would hold — and does not count it as interpolated.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench._infra.errors import WorkbenchError
+from workbench._infra.memo import BoundedMemo
+from workbench.hardware.latency_model import ModeledLatency, build_modeled_lut
+from workbench.hardware.locations import PROFILES_DIR
+from workbench.hardware.lut import LatencyLUT, load_lut
+from workbench.hardware.machine import warn_if_other_machine
+from workbench.hardware.memory import parse_runtime
+from workbench.model.ops import PRECISIONS
+from workbench.model.space import all_spaces, enumerate_ops
+from workbench._infra.yamlio import Fields, load_yaml_mapping
+
+
+DEVICE_CLASSES = ("mcu", "cpu", "accelerator")
+OUTSIDE_FILES_ENV = "WORKBENCH_PROFILE_FILES_ANYWHERE"  # "1": a profile may name files outside its folder
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    path: str
+    description: str
+    device_class: str
+    runtime: str
+    clock_mhz: float
+    sram_bytes: int
+    flash_bytes: int
+    reserved_sram_bytes: int
+    reserved_flash_bytes: int
+    per_layer_flash_bytes: int
+    precisions: tuple[str, ...]
+    lut: LatencyLUT
+    per_inference_ms: float = 0.0  # fixed cost of one inference call (runtime dispatch), paid once per model
+    memory: object = None  # workbench.hardware.memory.Runtime (the TFLM arena/flash model); None: the per-layer rule
+    measured_on: dict | None = None  # host profiles: {cpu, cores, runtime} the LUT was measured on (workbench.hardware.machine)
+
+    @property
+    def sram_budget_bytes(self) -> int:
+        """SRAM left for activations once the runtime (arena overhead, stack) takes its share."""
+        return self.sram_bytes - self.reserved_sram_bytes
+
+    @property
+    def flash_budget_bytes(self) -> int:
+        """Flash left for the model once the runtime's code is in."""
+        return self.flash_bytes - self.reserved_flash_bytes
+
+    def one_line(self) -> str:
+        sources = sorted({e.source for e in self.lut.entries.values()})
+        return (f"{self.name:<18} {self.device_class:<4} {self.runtime:<28} {self.clock_mhz:>6g} MHz  "
+                f"SRAM {_size(self.sram_bytes):>7}  flash {_size(self.flash_bytes):>7}  "
+                f"{'/'.join(self.precisions):<15} LUT {len(self.lut.entries)} ops ({'/'.join(sources)})")
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.4g} {unit}"
+    return f"{n_bytes / 1024:g} KB"
+
+
+def list_profiles() -> list[Path]:
+    return sorted(p.parent for p in PROFILES_DIR.glob("*/profile.yaml"))
+
+
+class ProfileCache:
+    """Loaded profiles by path, each kept with a stamp of the files it was read from.
+
+    A profile is reused while the files it reads (``profile.yaml``, its LUT, a modeled profile's
+    ``latency_model.yaml``) keep their size, modification time and inode: editing one (by hand,
+    ``workbench calibrate``, ``model-lut``) and loading again — re-running a notebook cell — parses the
+    new files. A file modified within :data:`RACY_SECONDS` of being read may
+    change again within the file system's timestamp granularity without its stamp changing (the "racy"
+    case git handles the same way), so such an entry is re-read on its next use.
+
+    Bounded to ``maxsize`` profiles (least recently used dropped): the six shipped ones, a user's own and
+    the copies a calibration writes fit; a profile with its LUT is a few MB in memory."""
+
+    RACY_SECONDS = 2.0
+
+    def __init__(self, maxsize: int = 16):
+        self._memo = BoundedMemo(maxsize)
+
+    def load(self, path: Path) -> DeviceProfile:
+        """The profile in ``path`` (a ``profile.yaml``), parsed again when its files changed."""
+        key = str(path.resolve())
+        hit = self._memo.peek(key)
+        if hit is not None and _stamp(hit[1]) == hit[0]:
+            return hit[1]
+        profile = parse_profile(load_yaml_mapping(path), path)
+        stamp = _stamp(profile)  # taken after reading: a file changed meanwhile is recent, so not kept
+        if stamp is not None and not _racy(stamp, self.RACY_SECONDS):
+            self._memo.put(key, (stamp, profile))
+        return profile
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def clear(self) -> None:
+        self._memo.clear()
+
+
+def _stamp(profile: DeviceProfile) -> tuple | None:
+    """(size, mtime ns, inode) of every file the profile reads (profile.yaml, the LUT, and a modeled profile's
+    latency_model.yaml, which its LUT's :class:`~workbench.hardware.latency_model.ModeledLatency` reads); None when one
+    is gone."""
+    files = [profile.path, profile.lut.path]
+    if profile.lut.model is not None:
+        files.append(profile.lut.model.path)
+    try:
+        return tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in map(os.stat, files))
+    except OSError:
+        return None
+
+
+def _racy(stamp: tuple, seconds: float) -> bool:
+    now_ns = time.time_ns()
+    return any(now_ns - mtime_ns < seconds * 1e9 for _, mtime_ns, _ in stamp)
+
+
+_CACHE = ProfileCache()
+_NOTIFIED: set[str] = set()  # profiles whose machine check has run in this process
+
+
+def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProfile:
+    """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path.
+
+    Loaded once and reused until its files change (:class:`ProfileCache`). ``notify``: a measured profile
+    chosen on a machine other than its own says so, once per process (:mod:`workbench.hardware.machine`); listings
+    of every profile load them quietly."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "profile.yaml"
+    elif path.suffix not in (".yaml", ".yml"):
+        path = PROFILES_DIR / str(name_or_path) / "profile.yaml"
+        if not path.is_file():
+            known = ", ".join(p.name for p in list_profiles())
+            raise WorkbenchError(f"unknown device {str(name_or_path)!r} (shipped: {known}; or give a profile directory)")
+    profile = _CACHE.load(path)
+    key = str(path.resolve())
+    if notify and key not in _NOTIFIED:
+        _NOTIFIED.add(key)
+        warn_if_other_machine(profile)
+    return profile
+
+
+def all_profiles() -> list[DeviceProfile]:
+    return [load_profile(p, notify=False) for p in list_profiles()]
+
+
+def profiles_with(*extra) -> dict[str, DeviceProfile]:
+    """Every shipped profile by name, plus ``extra`` ones (profiles, names or folders) that win on a clash:
+    a user's own profile is scored next to the shipped ones."""
+    found = {p.name: p for p in all_profiles()}
+    for profile in extra:
+        profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
+        found[profile.name] = profile
+    return found
+
+
+def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DeviceProfile:
+    """Validate a profile.yaml; ``with_lut=False`` skips the LUT (used when generating it)."""
+    f = Fields(data, str(path))
+    name = f.str("name")
+    description = f.str("description") if f.has("description") else ""
+    device_class = f.str("device_class", choices=DEVICE_CLASSES)
+    runtime = f.str("runtime")
+    clock = f.number("clock_mhz", minimum=0, maximum=100000, exclusive_min=True)
+    sram = int(f.number("sram_kb", minimum=0, maximum=1e9, exclusive_min=True) * 1024)
+    flash = int(f.number("flash_kb", minimum=0, maximum=1e9, exclusive_min=True) * 1024)
+    res_sram = int(f.number("reserved_sram_kb", 0, maximum=1e9) * 1024)
+    res_flash = int(f.number("reserved_flash_kb", 0, maximum=1e9) * 1024)
+    if res_sram >= sram:
+        raise f.error("must be smaller than sram_kb", "reserved_sram_kb")
+    if res_flash >= flash:
+        raise f.error("must be smaller than flash_kb", "reserved_flash_kb")
+    per_layer = int(f.number("per_layer_flash_bytes", 0, maximum=1e6, integer=True))
+    per_inference = f.number("per_inference_ms", 0.0, maximum=1e6)
+    memory = parse_runtime(f.sub("memory"), runtime) if f.has("memory") else None
+    precisions = f.str_choices("precisions", PRECISIONS)
+    lut_name = f.str("lut", "lut.csv")
+    lut_path = profile_file(path, lut_name, "lut")
+    model_path = None
+    if f.has("latency_model"):  # documented constants of a modeled LUT, read by workbench.hardware.latency_model
+        model_path = profile_file(path, f.str("latency_model"), "latency_model")
+    measured_on = _measured_on(f.sub("measured_on")) if f.has("measured_on") else None
+    f.reject_unknown()
+    if not with_lut:
+        return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
+                             res_flash, per_layer, precisions, LatencyLUT(str(lut_path), {}),
+                             per_inference, memory, measured_on)
+    lut = load_lut(lut_path)
+    if model_path is not None and lut.entries and all(e.source == "modeled" for e in lut.entries.values()):
+        lut.model = ModeledLatency(model_path, clock)
+    missing = set(precisions) - lut.precisions()
+    if missing:
+        raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))
+    return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
+                         res_flash, per_layer, precisions, lut, per_inference, memory, measured_on)
+
+
+def _measured_on(f: Fields) -> dict:
+    """``measured_on: {cpu, cores, runtime}`` of a measured host profile (see :mod:`workbench.hardware.machine`)."""
+    facts = {"cpu": f.str("cpu"), "cores": int(f.number("cores", minimum=1, maximum=1e6, integer=True)),
+             "runtime": f.str("runtime")}
+    f.reject_unknown()
+    return facts
+
+
+def profile_file(profile_yaml: Path, name: str, field: str) -> Path:
+    """A file that ``profile.yaml`` names (``lut:``, ``latency_model:``), kept inside the profile's folder.
+
+    A profile is data someone may have sent you: it must not make the workbench open (and judge,
+    and quote) ``/etc/passwd`` or ``../../secrets``. Absolute paths, ``..`` and symbolic links that
+    lead out of the folder are refused unless the environment variable
+    ``WORKBENCH_PROFILE_FILES_ANYWHERE=1`` says otherwise.
+    """
+    folder = profile_yaml.parent
+    candidate = folder / name
+    if os.environ.get(OUTSIDE_FILES_ENV) == "1":
+        return candidate
+    try:
+        inside = candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unrepresentable name
+        inside = False
+    if not inside:
+        raise WorkbenchError(f"{field}: {name[:120]!r} leads outside the profile folder {folder} (refused; set "
+                             f"{OUTSIDE_FILES_ENV}=1 to allow files elsewhere)", where=str(profile_yaml))
+    return candidate
+
+
+def model_profile(profile_dir: Path, spaces=None) -> tuple[Path, int]:
+    """Regenerate a modeled profile's LUT for every op the (shipped) spaces can produce."""
+    profile_path = Path(profile_dir) / "profile.yaml"
+    profile = parse_profile(load_yaml_mapping(profile_path), profile_path, with_lut=False)
+    ops = enumerate_ops(spaces if spaces is not None else all_spaces(), profile.precisions)
+    return build_modeled_lut(Path(profile_dir), ops, profile.clock_mhz, profile.precisions), len(ops)
