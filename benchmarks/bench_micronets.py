@@ -47,7 +47,7 @@ def architecture(model: str):
     return space.random_archs(1, seed=0, precisions=["int8"])[0]
 
 
-def tf2020_graph(arch) -> memory.Graph:
+def tf2020_graph(arch) -> tflite_graph.Graph:
     """The graph TensorFlow's 2020 converter would write: SAME padding (no PAD ops), FC weights per tensor."""
     tflite_graph._fragment.cache_clear()
     with mock.patch.object(tflite_graph, "same_pads", tflite_graph.tf_same_pads):

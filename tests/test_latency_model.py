@@ -173,11 +173,11 @@ def test_one_input_channel_convs_are_depthwise_where_the_runtime_runs_them_so():
     depthwise` and pays the depthwise constant for it. Other engines (the default) keep the conv constant."""
     from dataclasses import replace
 
-    from workbench.hardware import memory
+    from workbench.model import tflite_graph
 
     stem = Op("conv2d", (1, 16, 16), (8, 16, 16), 3, 1, wbits=8, abits=8)
     stem_1d = Op("conv1d", (1, 32), (8, 32), 5, 1, wbits=8, abits=8)
-    assert [op.code for op in memory.lower([stem], stem.in_shape).ops] == ["DEPTHWISE_CONV_2D"]
+    assert [op.code for op in tflite_graph.lower([stem], stem.in_shape).ops] == ["DEPTHWISE_CONV_2D"]
     tflm = replace(CONSTS, one_input_channel_conv="depthwise")
     for op in (stem, stem_1d):
         assert "cycles_per_mac.int8.conv" in op_features(op)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from workbench.hardware import memory as M
+from workbench.model import tflite_graph as G
 from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
 
@@ -88,7 +89,7 @@ def test_greedy_plan_by_hand():
 def test_fc_chain_by_hand():
     """input 64 B -> FC 32 -> FC 16 -> FC 4: the planner gives 96 B (see test above); the FCs' op data
     and per-channel arrays are persistent, not planned."""
-    g = M.Graph()
+    g = G.Graph()
     x = g.tensor(64, 2)
     for cin, cout in ((64, 32), (32, 16), (16, 4)):
         x = g.add("FULLY_CONNECTED", [x], cout, out_rank=2, consts=g.weights(cin * cout, 2, cout, "fc"), channels=cout)
@@ -101,12 +102,12 @@ def test_fc_chain_by_hand():
 
 def test_stride2_conv_gets_a_pad_only_where_same_differs():
     # 8x8, k3, stride 2: PyTorch pads 1/1, TFLite SAME would pad 0/1 -> explicit PAD to 10x10
-    g = M.lower(mbconv_arch().ops, (1, 8, 8))
+    g = G.lower(mbconv_arch().ops, (1, 8, 8))
     assert [op.code for op in g.ops][:2] == ["PAD", "DEPTHWISE_CONV_2D"]
     assert g.tensors[g.ops[0].output] == 100
     # 3x3, k7, stride 2: SAME pads 3/3 like PyTorch -> no PAD
-    g2 = M.Graph()
-    M._conv(g2, g2.tensor(9 * 24, 4), 24, (3, 3), 24, (7, 7), (2, 2), True)
+    g2 = G.Graph()
+    G._conv(g2, g2.tensor(9 * 24, 4), 24, (3, 3), 24, (7, 7), (2, 2), True)
     assert [op.code for op in g2.ops] == ["DEPTHWISE_CONV_2D"]
 
 
@@ -116,12 +117,12 @@ def test_float_graph_has_no_requantisation_and_float_tensors():
     choices = dict(pooled_cnn1d_arch().choices)
     choices = {k: v for k, v in choices.items() if not k.endswith("wbits") and k != "quant_mode"}
     fp32 = Architecture.create("tiny", "cnn1d", (2, 16), 3, {**choices, "precision": "fp32"})
-    g8 = M.lower(pooled_cnn1d_arch().ops, (2, 16))
-    g32 = M.lower(fp32.ops, (2, 16))
+    g8 = G.lower(pooled_cnn1d_arch().ops, (2, 16))
+    g32 = G.lower(fp32.ops, (2, 16))
     assert "QUANTIZE" in [op.code for op in g8.ops] and "QUANTIZE" not in [op.code for op in g32.ops]
     assert len(g32.ops) == len(g8.ops) - 3
     assert g32.tensors[0] == 4 * g8.tensors[0] == 4 * 32
-    assert all(c.channels == 0 for c in M.constants(g32))  # float weights: no quantisation parameters
+    assert all(c.channels == 0 for c in G.constants(g32))  # float weights: no quantisation parameters
 
 
 # ---------------------------------------------------------------- against TFLite Micro
@@ -147,7 +148,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("name", ["mbconv", "cnn1d"])
 def test_graph_and_arena_match_tflm(exported, name):
     arch, path, run = exported[name]
-    predicted = M.lower(arch.ops, arch.input_shape)
+    predicted = G.lower(arch.ops, arch.input_shape)
     written = M.graph_of_file(path)
     assert [op.code for op in predicted.ops] == [op.code for op in written.ops]
     assert predicted.tensors == written.tensors

@@ -63,9 +63,10 @@ def test_memory_model_lowers_every_kind_to_its_declared_tflite_operators(op, mac
     """The TFLM memory/flash model reads each kind's lowering from its spec: every kind has one, and the
     compute operators it emits are the ones the spec declares (layout plumbing aside)."""
     from workbench.hardware import memory
+    from workbench.model import tflite_graph
 
     op = op if precision == "fp32" else int8(op)
-    graph = memory.lower([op], op.in_shape)
+    graph = tflite_graph.lower([op], op.in_shape)
     emitted = [t.code for t in graph.ops if t.code not in PLUMBING]
     assert emitted or op.kind == "flatten"
     assert set(emitted) <= set(op.spec.tflite_ops) | {"DEPTHWISE_CONV_2D"}  # 1-channel convs become depthwise

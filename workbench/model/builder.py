@@ -14,10 +14,13 @@ activation-quantiser slot after every op (and one on the input); they are ``nn.I
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from workbench._infra.errors import WorkbenchError
+from workbench.model.layers import ResidualBlock
 from workbench.model.ops import SPECS, Op
 
 
@@ -106,3 +109,24 @@ def check_shapes(model: OpNet, batch: int = 2) -> None:
            for i, (op, shape) in enumerate(op_output_shapes(model, batch)) if shape != tuple(op.out_shape)]
     if bad:
         raise WorkbenchError("built model does not match the op schedule: " + "; ".join(bad))
+
+
+# The converters name each tensor of an exported file after the classes of the modules that produced it
+# ("…/workbench.builder.OpNet_wrapped/workbench.builder.OpModule_3/torch.nn.modules.conv.Conv2d_0"). Those
+# names are stored in the file and count in its size (workbench.hardware.memory.NAME_CHARS): they are part of
+# the file format, not a Python path, so they stay what they were before the package move (0.2).
+EXPORT_MODULE_NAMES = {OpNet: "workbench.builder", OpModule: "workbench.builder", ResidualBlock: "workbench.builder"}
+
+
+@contextmanager
+def export_names():
+    """Inside this block the model classes report :data:`EXPORT_MODULE_NAMES` as their module: the
+    converters name an exported file's tensors the same whatever package the classes live in."""
+    saved = {cls: cls.__module__ for cls in EXPORT_MODULE_NAMES}
+    try:
+        for cls, name in EXPORT_MODULE_NAMES.items():
+            cls.__module__ = name
+        yield
+    finally:
+        for cls, name in saved.items():
+            cls.__module__ = name

@@ -27,6 +27,7 @@ import torch
 
 from workbench._infra.onnx_graph import OPSET, THREADS, make_session
 from workbench.export.formats import Runner, WriteResult, quiet
+from workbench.model.builder import export_names
 
 INPUT, OUTPUT = "input", "logits"
 _ELEM_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4, onnx.TensorProto.INT8: 8,
@@ -36,7 +37,7 @@ _ELEM_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4, onnx.TensorPr
 def write_fp32(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
     """Export the deployable fp32 model as one ONNX file with a batch-1 input named ``input``."""
     x = torch.from_numpy(calib[:1])
-    with quiet():
+    with quiet(), export_names():
         program = torch.onnx.export(model, (x,), dynamo=True, external_data=False, opset_version=OPSET,
                                     input_names=[INPUT], output_names=[OUTPUT], verbose=False)
         program.save(str(path), external_data=False)

@@ -23,14 +23,16 @@ import torch
 
 from workbench._infra.process_settings import environment
 from workbench.export.formats import Runner, WriteResult, quiet
+from workbench.model.builder import export_names
 
 NO_PROGRESS = {"LITERT_TORCH_SHOW_PROGRESS": "n"}  # the converter's progress tree is noise in a CLI
 
 
 @contextmanager
 def _converting():
-    """The converter silenced (:func:`quiet`) and its progress tree off, for this block only."""
-    with environment(NO_PROGRESS), quiet():
+    """The converter silenced (:func:`quiet`) and its progress tree off, and the model classes under their
+    stable export names (:func:`workbench.model.builder.export_names`), for this block only."""
+    with environment(NO_PROGRESS), quiet(), export_names():
         yield
 
 
