@@ -44,7 +44,7 @@ def main():
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--latency-budget", type=float, default=12.0)
-    parser.add_argument("--proxy", default="synflow", choices=[e for e in EVALUATORS.names() if e != "train"])
+    parser.add_argument("--proxy", default="synflow", choices=[e.name for e in EVALUATORS.where(trains=False)])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig.load(args.space, args.device, latency_budget_ms=args.latency_budget, evaluator=args.proxy)

@@ -50,8 +50,8 @@ def int8(op: Op) -> Op:
 
 def test_every_kind_has_a_spec_and_a_sample():
     assert set(SAMPLES) == set(SPECS) == set(OP_KINDS)
-    for kind, spec in SPECS.items():
-        assert spec.kind == kind and spec.summary and spec.tflite_ops
+    for kind, spec in zip(SPECS.names(), SPECS.entries()):
+        assert spec.name == kind and spec.help and spec.tflite_ops
 
 
 PLUMBING = {"PAD", "TRANSPOSE", "RESHAPE", "QUANTIZE", "DEQUANTIZE"}
@@ -102,7 +102,7 @@ def test_profiler_graph_runs_in_onnxruntime(op, macs, params, precision):
 
 @pytest.mark.parametrize("kind", OP_KINDS)
 def test_export_support_is_declared_by_every_format(kind):
-    for fmt in FORMATS.values():
+    for fmt in FORMATS.entries():
         assert kind in fmt.op_kinds, (fmt.name, kind)
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
+from workbench.model.evaluators import EVALUATORS
 
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
@@ -56,7 +57,7 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     from workbench.calibration.profiler import DEFAULT_REPEATS, DEFAULT_WARMUP
     from workbench.export.formats import FORMAT_NAMES, FORMATS
-    from workbench.search import EVALUATORS, QUICKSTART, SAMPLERS, default
+    from workbench.search import QUICKSTART, SAMPLERS, default
     from workbench.storages.storage import DEFAULT_STORAGE, HEARTBEAT_S
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "front (ties: lower latency, then lower trial number) (default %(default)s)")
     p.add_argument("--format", default=",".join(FORMAT_NAMES),
                    help="comma-separated formats (default %(default)s): "
-                        + "; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()))
+                        + FORMATS.help_text())
     p.add_argument("--out", required=True, type=Path, help="output folder (files + manifest.json)")
     p.add_argument("--device", default=None, help="profile whose front 'best' and the predictions refer to "
                    "(default: the study's target)")
@@ -321,9 +322,10 @@ def _check_repeats(repeats: tuple[int, int], evaluator: str) -> None:
     if n < 0 or top < 1:
         flag, value, least = ("--repeats", n, 0) if n < 0 else ("--repeat-top", top, 1)
         raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value}")
-    if n and evaluator != "train":
+    if n and not EVALUATORS.get(evaluator).trains:
+        trained = " or ".join(e.name for e in EVALUATORS.where(trains=True))
         raise WorkbenchError(f"--repeats: the {evaluator!r} evaluator is a training-free proxy with no seed-to-seed "
-                             f"noise to measure; drop --repeats or use --evaluator train")
+                             f"noise to measure; drop --repeats or use --evaluator {trained}")
 
 
 def _repeat_top(result, storage: str, repeats: tuple[int, int], data) -> list:
@@ -379,7 +381,7 @@ def _front_size(optuna_study):
 
 def _quality_note(evaluator: str, study=None) -> str:
     """What the accuracy column is; with the study's test-set size (its data fingerprint), how coarse it is."""
-    if evaluator != "train":
+    if not EVALUATORS.get(evaluator).trains:
         return f"accuracy column = {evaluator} training-free score, not an accuracy"
     from workbench.study.fingerprint import FINGERPRINT_ATTR
 

@@ -176,11 +176,11 @@ def write_kit(profile, out: Path, n: int = DEFAULT_MODELS, precision: str = "int
 def write_tflite(arch: Architecture, path: Path, seed: int) -> None:
     """``arch`` as a .tflite with seeded random weights and BatchNorm statistics (int8: PTQ-calibrated on
     random inputs) — what the board runs; latency does not depend on the weights' values."""
-    from workbench.export.formats import get_format, quiet
+    from workbench.export.formats import FORMATS, quiet
     from workbench.export.formats.support import check_support, require_converters
     from workbench.model.weights import random_deployable_model
 
-    fmt = get_format("tflite" if arch.precision == "fp32" else "tflite-int8")
+    fmt = FORMATS.get("tflite" if arch.precision == "fp32" else "tflite-int8")
     require_converters([fmt.name])
     problems = check_support(arch, fmt)
     if problems:

@@ -52,7 +52,7 @@ from torch import nn
 from workbench.model.arch import Architecture
 from workbench._infra.atomic import MANIFEST, check_replaceable, staged_folder
 from workbench._infra.errors import WorkbenchError
-from workbench.export.formats import FORMAT_NAMES, get_format
+from workbench.export.formats import FORMAT_NAMES, FORMATS
 from workbench.export.formats.support import EXPORT_INSTALL, check_support, parse_formats, require_converters  # noqa: F401
 from workbench.export.manifest import build_manifest, write_manifest
 from workbench.model.quant import deployable_model, layer_bits, on_policy_grid  # noqa: F401  (public: tests, benchmarks)
@@ -98,7 +98,7 @@ def export_trial(study: str, storage: str = DEFAULT_STORAGE, trial: int | str = 
     if weights is not None:
         read_state_dict(Path(weights))  # a hostile or foreign file is refused before the study and data are read
     source = resolve_trial(study, storage, trial, device)
-    checked = {f: check_support(source.arch, get_format(f)) for f in formats}  # fail before training
+    checked = {f: check_support(source.arch, FORMATS.get(f)) for f in formats}  # fail before training
     data_name = data or source.settings.data_source or source.settings.data
     if not data_name:
         raise WorkbenchError(f"study {study!r} records no data set; give --data")
@@ -123,7 +123,7 @@ def export_model(model: nn.Module, arch: Architecture, dataset, out_dir: str | P
     ``context`` is merged into the manifest (study, trial, training record); ``profile`` adds the
     cost estimator's prediction for that device.
     """
-    fmts = [get_format(f) for f in formats]
+    fmts = [FORMATS.get(f) for f in formats]
     require_converters([f.name for f in fmts])
     checked = _checked or {f.name: check_support(arch, f) for f in fmts}
     out_dir = check_output_folder(out_dir)
@@ -180,7 +180,7 @@ def _write(fmt, source, arch, calib, path: Path, bits, fallbacks) -> dict:
     except Exception as exc:  # converters raise anything; the user needs the format and the reason
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise WorkbenchError(f"{fmt.name}: the converter failed on this model ({type(exc).__name__}: {reason})") from exc
-    return {"file": path.name, "format": fmt.name, "description": fmt.description, "bytes": path.stat().st_size,
+    return {"file": path.name, "format": fmt.name, "description": fmt.help, "bytes": path.stat().st_size,
             "sha256": sha256(path), "precision": "int8" if fmt.quantized else "fp32",
             "policy_applied": fmt.quantized and arch.precision != "fp32",
             "export_seconds": round(time.perf_counter() - start, 2),

@@ -35,7 +35,7 @@ class Architecture:
     @cached_property
     def segments(self) -> tuple:
         """The op schedule in memoised segments (stem, stages, head): what lowering returns."""
-        return _families().get_family(self.family).lower(self)
+        return _families().FAMILIES.get(self.family).lower(self)
 
     @cached_property
     def ops(self) -> tuple[Op, ...]:
@@ -113,7 +113,7 @@ class Architecture:
 
     def summary(self) -> str:
         """One line for tables and hover text."""
-        return _families().get_family(self.family).summary(self)
+        return _families().FAMILIES.get(self.family).summary(self)
 
 
 def _families():

@@ -65,11 +65,10 @@ def build_model(arch) -> OpNet:
 
 def build_op(op: Op, index: int = 0) -> OpModule:
     """The module of one op, from its kind's spec."""
-    spec = SPECS.get(op.kind)
-    if spec is None:
+    if op.kind not in SPECS:
         raise WorkbenchError(f"op {index} has kind {op.kind!r}, which the model builder does not know "
                              f"(known: {', '.join(SPECS)})")
-    body, skip = spec.torch_body(op)
+    body, skip = SPECS.get(op.kind).torch_body(op)
     return OpModule(op, body, skip=skip)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.safeio import MAX_DATA_BYTES, one_line, read_npz, size_text
+from workbench.model.families import FAMILIES
 from workbench.model.space import SPACES_DIR, DataShape
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
@@ -476,8 +477,9 @@ def check_against_space(dataset: Dataset, space, where: str | None = None) -> li
     ``classes`` is its default for data-free use — profiling, LUT coverage — not a constraint).
     """
     where = where or dataset.name
-    check = _SPACE_CHECKS.get(space.family)
-    notes = check(dataset.shape, space.spec, where, _field(space)) if check else []
+    family = FAMILIES.get(space.family)
+    check = _LAYOUT_CHECKS.get(family.data_layout)
+    notes = check(dataset.shape, space.spec, where, _field(space), family.name) if check else []
     declared = getattr(space.spec, "classes", dataset.classes)
     if dataset.classes != declared:
         notes.append(f"the classifier gets the data's {dataset.classes} classes, not the space's "
@@ -519,23 +521,23 @@ def _image_notes(sample, sizes, field_text: str) -> list[str]:
     return [f"{sample[1]}x{sample[2]} images are resized to each candidate's input resolution ({shown}, {field_text})"]
 
 
-def _check_images(sample, spec, where, field, family="mbconv") -> list[str]:
+def _check_images(sample, spec, where, field, family) -> list[str]:
     if len(sample) != 3:
         raise _not_a("images (C, H, W)", sample, family, f"{field('input.channels')} = {spec.channels}", where)
     _check_channels(sample, spec.channels, field("input.channels"), where)
     return _image_notes(sample, [(r, r) for r in sorted(spec.resolution)], field("input.resolution"))
 
 
-def _check_series(sample, spec, where, field) -> list[str]:
+def _check_series(sample, spec, where, field, family) -> list[str]:
     if len(sample) != 2:
-        raise _not_a("series (C, T)", sample, "cnn1d", f"{field('input.channels')} = {spec.channels}", where)
+        raise _not_a("series (C, T)", sample, family, f"{field('input.channels')} = {spec.channels}", where)
     _check_channels(sample, spec.channels, field("input.channels"), where)
     if sample[1] != spec.length:
         return [f"the architectures take the data's {sample[1]} steps, not {field('input.length')} = {spec.length}"]
     return []
 
 
-def _check_feature_maps(sample, spec, where, field) -> list[str]:
+def _check_feature_maps(sample, spec, where, field, family) -> list[str]:
     """DS-CNN: (features, frames) series laid out as a one-channel map, or (C, H, W) images."""
     channels = getattr(spec, "channels", 1)
     if len(sample) == 3:
@@ -543,7 +545,7 @@ def _check_feature_maps(sample, spec, where, field) -> list[str]:
         return _image_notes(sample, [(spec.frames, spec.features)], field("input.frames x input.features"))
     if len(sample) != 2 or channels != 1:
         raise _not_a("feature series (features, frames)" if channels == 1 else f"{channels}-channel images",
-                     sample, "dscnn", f"{field('input.features')} = {spec.features}", where)
+                     sample, family, f"{field('input.features')} = {spec.features}", where)
     if sample[0] != spec.features:
         raise WorkbenchError(f"samples {sample} have {sample[0]} features (axis 1 of x) but "
                              f"{field('input.features')} is {spec.features}"
@@ -554,7 +556,7 @@ def _check_feature_maps(sample, spec, where, field) -> list[str]:
     return []
 
 
-def _check_vectors(sample, spec, where, field) -> list[str]:
+def _check_vectors(sample, spec, where, field, family) -> list[str]:
     """MLP: any sample shape, flattened; its size sets the first layer's inputs."""
     size = int(np.prod(sample))
     if size != spec.features:
@@ -563,5 +565,6 @@ def _check_vectors(sample, spec, where, field) -> list[str]:
     return []
 
 
-_SPACE_CHECKS = {"mbconv": _check_images, "cnn1d": _check_series, "dscnn": _check_feature_maps,
-                 "resnet": lambda *a: _check_images(*a, family="resnet"), "mlp": _check_vectors}
+# a family's data_layout → how a data set is checked against its space (``family``: its name, for errors)
+_LAYOUT_CHECKS = {"images": _check_images, "series": _check_series, "feature_maps": _check_feature_maps,
+                  "vectors": _check_vectors}

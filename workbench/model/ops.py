@@ -26,6 +26,7 @@ from functools import cached_property
 from math import ceil
 from typing import Callable
 
+from workbench._infra.registry import Registry
 from workbench.model import tflite_graph
 
 PRECISIONS = ("fp32", "int8", "w4a8")
@@ -76,7 +77,7 @@ class Op:
 
     @property
     def spec(self) -> "OpSpec":
-        return spec_of(self.kind)
+        return SPECS.get(self.kind)
 
     @property
     def kh(self) -> int:
@@ -175,16 +176,19 @@ _KEY_FIELDS: dict[str, Callable[[Op], str]] = {
 class OpSpec(ABC):
     """Everything the workbench knows about one op kind, in one place.
 
-    Subclasses set the class attributes and implement :meth:`layers`, :meth:`torch_body`, :meth:`onnx`
-    and :meth:`tflite`; :meth:`layer_type` and :meth:`residual_elems` have defaults. ``tflite_ops`` lists
-    the compute operators :meth:`tflite` may emit (checked by ``tests/test_vocabulary.py``).
+    A registry entry of :data:`SPECS`: ``name`` is the op kind (``Op.kind``), ``help`` its one line for the
+    README's vocabulary table. Subclasses set the class attributes and implement :meth:`layers`,
+    :meth:`torch_body`, :meth:`onnx` and :meth:`tflite`; :meth:`layer_type` and :meth:`residual_elems` have
+    defaults. ``tflite_ops`` lists the compute operators :meth:`tflite` may emit (checked by
+    ``tests/test_vocabulary.py``).
     """
 
-    kind = ""
-    summary = ""  # one line for the README's vocabulary table
+    name = ""  # the op kind
+    help = ""  # one line for the README's vocabulary table
     key_fields: tuple[str, ...] = ("window",)
     formats: tuple[str, ...] = EXPORT_FORMATS  # export formats whose writers handle the kind
     has_weights = True  # False: nothing to quantise (pooling, reshaping)
+    plain_conv = False  # one convolution (conv1d/conv2d): a pool feeding it is requantised by the TFLite converter
     tflite_ops: tuple[str, ...] = ()
 
     @abstractmethod
@@ -220,25 +224,16 @@ class OpSpec(ABC):
     def tflite(self, g, x: int, op: Op, feeds_conv: bool = False) -> int:
         """Append the TFLite operators the exporter emits for the op to memory graph ``g`` (a
         :class:`workbench.model.tflite_graph.Graph`) reading tensor ``x``; return the output tensor (the TFLM arena
-        and file-size models read this). ``feeds_conv``: the next op is a convolution."""
+        and file-size models read this). ``feeds_conv``: the next op is a plain convolution (``plain_conv``)."""
 
 
-SPECS: dict[str, OpSpec] = {}
+SPECS: Registry[OpSpec] = Registry("op kind")
 
 
 def register(cls):
-    """Register an :class:`OpSpec` subclass under its ``kind``."""
-    SPECS[cls.kind] = cls()
+    """Register an instance of an :class:`OpSpec` subclass under its ``name`` (the op kind)."""
+    SPECS.register(cls())
     return cls
-
-
-def spec_of(kind: str) -> OpSpec:
-    try:
-        return SPECS[kind]
-    except KeyError:
-        from workbench._infra.errors import WorkbenchError
-
-        raise WorkbenchError(f"unknown op kind {kind!r} (known: {', '.join(SPECS)})") from None
 
 
 def _torch():
@@ -261,9 +256,10 @@ def _conv_layer(name, op, cin, cout, groups=1, kh=None, kw=None, in_hw=None, out
 
 @register
 class Conv2dSpec(OpSpec):
-    kind = "conv2d"
-    summary = "conv kh x kw (stride sh x sw, 'same') + folded BN + ReLU6"
+    name = "conv2d"
+    help = "conv kh x kw (stride sh x sw, 'same') + folded BN + ReLU6"
     tflite_ops = ("CONV_2D",)
+    plain_conv = True
 
     def layers(self, op):
         return (_conv_layer("conv", op, op.in_shape[0], op.out_shape[0]),)
@@ -281,9 +277,10 @@ class Conv2dSpec(OpSpec):
 
 @register
 class Conv1dSpec(OpSpec):
-    kind = "conv1d"
-    summary = "1-D conv k (stride s, 'same') + folded BN + ReLU6"
+    name = "conv1d"
+    help = "1-D conv k (stride s, 'same') + folded BN + ReLU6"
     tflite_ops = ("CONV_2D",)
+    plain_conv = True
 
     def layers(self, op):
         cin, t = op.in_shape
@@ -304,8 +301,8 @@ class Conv1dSpec(OpSpec):
 
 @register
 class MBConvSpec(OpSpec):
-    kind = "mbconv"
-    summary = "inverted residual: [1x1 expand] + dw k x k (stride) + 1x1 project (linear) [+ identity add]"
+    name = "mbconv"
+    help = "inverted residual: [1x1 expand] + dw k x k (stride) + 1x1 project (linear) [+ identity add]"
     key_fields = ("expand", "window", "skip")
     tflite_ops = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "ADD")
 
@@ -350,8 +347,8 @@ class MBConvSpec(OpSpec):
 
 @register
 class DSConv2dSpec(OpSpec):
-    kind = "dsconv2d"
-    summary = "depthwise-separable: dw kh x kw (stride) + BN + ReLU6, then 1x1 + BN + ReLU6"
+    name = "dsconv2d"
+    help = "depthwise-separable: dw kh x kw (stride) + BN + ReLU6, then 1x1 + BN + ReLU6"
     tflite_ops = ("DEPTHWISE_CONV_2D", "CONV_2D")
 
     def layers(self, op):
@@ -377,8 +374,8 @@ class DSConv2dSpec(OpSpec):
 
 @register
 class ResBlockSpec(OpSpec):
-    kind = "resblock"
-    summary = ("residual block: conv k (stride) + BN + ReLU, conv k + BN, shortcut identity (skip:1) or "
+    name = "resblock"
+    help = ("residual block: conv k (stride) + BN + ReLU, conv k + BN, shortcut identity (skip:1) or "
                "1x1 conv stride s (skip:0), add, ReLU")
     key_fields = ("window", "skip")
     tflite_ops = ("CONV_2D", "CONV_2D", "CONV_2D", "ADD")
@@ -435,46 +432,47 @@ class _PoolSpec(OpSpec):
 
 
     def tflite(self, g, x, op, feeds_conv=False):
+        code = self.tflite_ops[0]  # the pooling's one operator
         if len(op.in_shape) == 2:
-            return tflite_graph.lower_pool1d(g, x, op, feeds_conv)
-        return tflite_graph.lower_pool2d(g, x, op)
+            return tflite_graph.lower_pool1d(g, x, op, code, feeds_conv)
+        return tflite_graph.lower_pool2d(g, x, op, code)
 
 @register
 class MaxPool1dSpec(_PoolSpec):
-    kind = "maxpool1d"
-    summary = "1-D max pooling, window k stride s"
+    name = "maxpool1d"
+    help = "1-D max pooling, window k stride s"
     op_type = "MaxPool"
     tflite_ops = ("MAX_POOL_2D",)
 
 
 @register
 class AvgPool1dSpec(_PoolSpec):
-    kind = "avgpool1d"
-    summary = "1-D average pooling, window k stride s"
+    name = "avgpool1d"
+    help = "1-D average pooling, window k stride s"
     op_type = "AveragePool"
     tflite_ops = ("AVERAGE_POOL_2D",)
 
 
 @register
 class MaxPool2dSpec(_PoolSpec):
-    kind = "maxpool2d"
-    summary = "2-D max pooling, window kh x kw stride sh x sw"
+    name = "maxpool2d"
+    help = "2-D max pooling, window kh x kw stride sh x sw"
     op_type = "MaxPool"
     tflite_ops = ("MAX_POOL_2D",)
 
 
 @register
 class AvgPool2dSpec(_PoolSpec):
-    kind = "avgpool2d"
-    summary = "2-D average pooling, window kh x kw stride sh x sw (e.g. DS-CNN's (24, 5))"
+    name = "avgpool2d"
+    help = "2-D average pooling, window kh x kw stride sh x sw (e.g. DS-CNN's (24, 5))"
     op_type = "AveragePool"
     tflite_ops = ("AVERAGE_POOL_2D",)
 
 
 @register
 class GapSpec(OpSpec):
-    kind = "gap"
-    summary = "global average pooling to a C vector (1-D or 2-D input)"
+    name = "gap"
+    help = "global average pooling to a C vector (1-D or 2-D input)"
     key_fields = ()
     has_weights = False
     tflite_ops = ("MEAN",)
@@ -497,8 +495,8 @@ class GapSpec(OpSpec):
 
 @register
 class FlattenSpec(OpSpec):
-    kind = "flatten"
-    summary = "reshape (C, H, W) or (C, T) to a vector (a copy in TFLite Micro's RESHAPE)"
+    name = "flatten"
+    help = "reshape (C, H, W) or (C, T) to a vector (a copy in TFLite Micro's RESHAPE)"
     key_fields = ()
     has_weights = False
     tflite_ops = ("RESHAPE",)
@@ -520,8 +518,8 @@ class FlattenSpec(OpSpec):
 
 @register
 class LinearSpec(OpSpec):
-    kind = "linear"
-    summary = "fully connected layer with bias, no activation (classifiers, bottlenecks' outputs)"
+    name = "linear"
+    help = "fully connected layer with bias, no activation (classifiers, bottlenecks' outputs)"
     key_fields = ()
     tflite_ops = ("FULLY_CONNECTED",)
     relu = False
@@ -548,17 +546,17 @@ class LinearSpec(OpSpec):
 
 @register
 class LinearReluSpec(LinearSpec):
-    kind = "linear_relu"
-    summary = "fully connected + folded BN + ReLU (MLP hidden layers)"
+    name = "linear_relu"
+    help = "fully connected + folded BN + ReLU (MLP hidden layers)"
     relu = True
 
 
-OP_KINDS = tuple(SPECS)
+OP_KINDS = SPECS.names()
 
 
 def kinds_for_format(fmt: str) -> frozenset[str]:
     """Op kinds an export format's writer handles (what :mod:`workbench.export.formats` declares)."""
-    return frozenset(kind for kind, spec in SPECS.items() if fmt in spec.formats)
+    return frozenset(spec.name for spec in SPECS.entries() if fmt in spec.formats)
 
 
 class Segment:

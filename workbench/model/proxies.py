@@ -57,6 +57,20 @@ def synflow(arch, seed: int = 0) -> float:
     return float(np.log10(total)) if 0 < total < float("inf") else float("-inf")
 
 
+NASWOT_SAMPLES = 64  # training samples the NASWOT evaluator scores on
+
+
+def synflow_score(arch, data, *, seed: int = 0) -> float:
+    """SynFlow as the ``synflow`` evaluator measures it (``data`` unused: the score is data-free)."""
+    return synflow(arch, seed=seed)
+
+
+def naswot_score(arch, data, *, seed: int = 0) -> float:
+    """NASWOT as the ``naswot`` evaluator measures it: on the first training samples of ``data`` (a
+    :class:`workbench.model.data.Dataset`), fitted to the architecture's input."""
+    return naswot(arch, data.adapted(arch.input_shape)[0][:NASWOT_SAMPLES], seed=seed)
+
+
 def _linearised(model: nn.Module) -> nn.Module:
     """Swap activations for identities: SynFlow's all-positive network must not clip (ReLU6 saturates at 6)."""
     for module in list(model.modules()):

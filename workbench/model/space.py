@@ -14,7 +14,7 @@ from typing import Any, Protocol, Sequence
 
 from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
-from workbench.model.families import FAMILIES, get_family
+from workbench.model.families import FAMILIES
 from workbench._infra.yamlio import Fields, parse_yaml_mapping, read_yaml_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ class SearchSpace:
                data: DataShape | None = None) -> Architecture:
         """Draw one architecture. ``precisions`` are those the target device runs (None: all)."""
         rec = RecordingSuggester(suggester)
-        family = get_family(self.family)
+        family = FAMILIES.get(self.family)
         input_shape, classes, stages = family.sample(self.spec, rec, data)
         self._sample_policy(rec, stages, precisions)
         return Architecture.create(self.name, self.family, input_shape, classes, rec.values)
@@ -135,10 +135,10 @@ def space_from_text(text: str, where: str) -> SearchSpace:
 def parse_space(data: dict, file: str) -> SearchSpace:
     f = Fields(data, file)
     name = f.str("name")
-    family_name = f.str("family", choices=tuple(FAMILIES))
+    family_name = f.str("family", choices=FAMILIES.names())
     description = f.str("description") if f.has("description") else ""
     dataset = f.str("dataset") if f.has("dataset") else ""
-    spec = get_family(family_name).parse(f)
+    spec = FAMILIES.get(family_name).parse(f)
     quant = _parse_quant(f.sub("quantization", {"precision": ["fp32"]}))
     f.reject_unknown()
     return SearchSpace(name, file, description, family_name, dataset, spec, quant)
@@ -159,7 +159,7 @@ def enumerate_ops(spaces: Sequence[SearchSpace], precisions: Sequence[str]) -> l
     """Every distinct fused op (by LUT key) the given spaces can produce at the given precisions."""
     by_key = {}
     for space in spaces:
-        for op in get_family(space.family).enumerate_ops(space.spec):
+        for op in FAMILIES.get(space.family).enumerate_ops(space.spec):
             if op.precision in precisions:
                 by_key.setdefault(op.key, op)
     return [by_key[k] for k in sorted(by_key)]

@@ -176,8 +176,8 @@ def lower_resblock(g: Graph, x: int, op) -> int:
     return g.add("ADD", [y, s], prod(op.out_shape))
 
 
-def lower_pool2d(g: Graph, x: int, op) -> int:
-    code = "MAX_POOL_2D" if op.kind.startswith("max") else "AVERAGE_POOL_2D"
+def lower_pool2d(g: Graph, x: int, op, code: str) -> int:
+    """``code``: the pooling's operator (its spec's, MAX_POOL_2D or AVERAGE_POOL_2D)."""
     return g.add(code, [x], prod(op.out_shape))
 
 
@@ -189,15 +189,14 @@ def lower_flatten(g: Graph, x: int, op) -> int:
     return g.add("RESHAPE", [x], n, out_rank=2, consts=[_operand((1, n))])
 
 
-def lower_pool1d(g: Graph, x: int, op, followed_by_conv: bool = False) -> int:
+def lower_pool1d(g: Graph, x: int, op, code: str, followed_by_conv: bool = False) -> int:
     """In an int8 graph, a pool that feeds another convolution is requantised by the converter between
-    two TRANSPOSEs."""
+    two TRANSPOSEs. ``code``: the pooling's operator (its spec's)."""
     n_in = prod(op.in_shape)
     if followed_by_conv and g.width == 1:  # (a float graph has neither)
         x = g.add("TRANSPOSE", [x], n_in, consts=[_operand(_TO_NCHW)], role="TRANSPOSE/conv")
         x = g.add("QUANTIZE", [x], n_in)
         x = g.add("TRANSPOSE", [x], n_in, consts=[_operand(_TO_NHWC)], role="TRANSPOSE/pool")
-    code = "MAX_POOL_2D" if op.kind == "maxpool1d" else "AVERAGE_POOL_2D"
     return g.add(code, [x], prod(op.out_shape))
 
 
@@ -241,7 +240,7 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
     g = Graph(width=width or (1 if all(op.abits == 8 for op in ops) else 4))
     x = graph_inputs(g, input_shape)
     for i, op in enumerate(ops):
-        feeds_conv = i + 1 < len(ops) and ops[i + 1].kind in ("conv1d", "conv2d")
+        feeds_conv = i + 1 < len(ops) and ops[i + 1].spec.plain_conv
         tensors, ranks, frag_ops, out = _fragment(op, feeds_conv, g.width)
         base = len(g.tensors) - 1  # fragment tensor k >= 1 becomes base + k; 0 is the op's input x
         g.tensors.extend(tensors)

@@ -8,18 +8,19 @@ architecture + policy already — train and evaluate it. Everything needed to re
 storage, so studies resume and can be shared between processes/machines.
 
 Modules: :mod:`.config` (the validated, frozen :class:`SearchConfig`: defaults and choices),
-:mod:`.samplers` and :mod:`.registry` (the sampler registry), :mod:`.objective` (the plain objective:
+:mod:`.samplers` (the sampler registry), :mod:`.objective` (the plain objective:
 architecture → costs, constraints, evaluation → values; benchmarks call it), :mod:`.runner` (the
 :class:`Search` runner: storage, workers, tally, heartbeats, listeners), :mod:`.counting` (what
 ``--trials`` counts) and :mod:`.progress` (what listeners receive).
 """
 from workbench.search.config import QUICKSTART, SearchConfig, check_lut_coverage, default, parse_objectives
 from workbench.search.counting import completed_trials, is_trained, trained_trials
-from workbench.search.objective import EVALUATORS
+from workbench.model.evaluators import EVALUATORS
 from workbench.search.progress import TrialOutcome, print_progress
 from workbench.search.runner import MAX_UNTRAINED_STREAK, Search, SearchExhausted, SearchResult
-from workbench.search.samplers import SAMPLERS, SamplerContext, make_sampler, register_sampler
+from workbench.search.samplers import SAMPLERS, Sampler, SamplerContext, make_sampler, register_sampler
 
-__all__ = ["EVALUATORS", "MAX_UNTRAINED_STREAK", "QUICKSTART", "SAMPLERS", "SamplerContext", "Search", "SearchConfig",
-           "SearchExhausted", "SearchResult", "TrialOutcome", "check_lut_coverage", "completed_trials", "default",
-           "is_trained", "make_sampler", "parse_objectives", "print_progress", "register_sampler", "trained_trials"]
+__all__ = ["EVALUATORS", "MAX_UNTRAINED_STREAK", "QUICKSTART", "SAMPLERS", "Sampler", "SamplerContext", "Search",
+           "SearchConfig", "SearchExhausted", "SearchResult", "TrialOutcome", "check_lut_coverage", "completed_trials",
+           "default", "is_trained", "make_sampler", "parse_objectives", "print_progress", "register_sampler",
+           "trained_trials"]

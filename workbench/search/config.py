@@ -4,7 +4,7 @@
 config is made (:meth:`SearchConfig.load` takes names or paths the way the CLI and notebooks give them).
 It does no I/O on a storage: the runner (:class:`workbench.search.Search`) opens the study. The CLI takes
 its defaults from the field defaults here (:func:`default`) and its choices from the registries
-(:data:`~workbench.search.samplers.SAMPLERS`, :data:`~workbench.search.objective.EVALUATORS`); a study
+(:data:`~workbench.search.samplers.SAMPLERS`, :data:`~workbench.model.evaluators.EVALUATORS`); a study
 stores the config as :class:`workbench.study.schema.StudySettings` (:meth:`SearchConfig.to_settings`) and a
 worker rebuilds it from there (:meth:`SearchConfig.from_settings`).
 """
@@ -20,7 +20,7 @@ from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_wi
 from workbench.model.space import SearchSpace, load_space, space_from_text
 from workbench.storages.storage import check_study_name
 from workbench.study.schema import StudySettings
-from workbench.search.objective import EVALUATORS
+from workbench.model.evaluators import EVALUATORS
 from workbench.search.samplers import SAMPLERS, SamplerContext
 
 

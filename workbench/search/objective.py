@@ -19,9 +19,9 @@ from workbench.hardware.cost import CostEstimate, estimate, violations
 from workbench.study.front import OBJECTIVES
 from workbench.model.space import TrialSuggester
 from workbench.study.schema import Keys, arch_key
-from workbench.search.registry import Registry
+from workbench._infra.registry import resolve
+from workbench.model.evaluators import EVALUATORS
 
-EVALUATORS = Registry("--evaluator", "evaluator")
 LEGACY_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads (a list, Optuna < 5)
 
 
@@ -34,53 +34,32 @@ class Evaluation:
     attrs: dict
 
 
-def _train(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from workbench.model import train
-
-    result = train.train_and_evaluate(arch, data, epochs=epochs, seed=seed)
+def _trained(result, seed: int) -> Evaluation:
+    """A training run's held-out accuracy (int8 when quantised) and the attributes that record it."""
     return Evaluation(result.accuracy, {Keys.ACCURACY: result.accuracy, Keys.FP32_ACCURACY: result.fp32_accuracy,
                                         Keys.TRAIN_SECONDS: round(result.train_seconds, 3), Keys.TRAIN_SEED: seed})
 
 
-def _proxy(score: Callable[[], float]) -> Evaluation:
+def _scored(score: Callable[[], float]) -> Evaluation:
     """A training-free score instead of accuracy (stored as ``score``, never as ``accuracy``)."""
     start = time.perf_counter()
     value = score()
     return Evaluation(value, {Keys.SCORE: value, Keys.EVAL_SECONDS: round(time.perf_counter() - start, 5)})
 
 
-def _synflow(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from workbench.model.proxies import synflow
-
-    return _proxy(lambda: synflow(arch, seed=seed))
-
-
-def _naswot(arch: Architecture, data, *, epochs: int, seed: int) -> Evaluation:
-    from workbench.model.proxies import naswot
-
-    return _proxy(lambda: naswot(arch, data.adapted(arch.input_shape)[0][:64], seed=seed))
-
-
-EVALUATORS.register("train", _train, "train each candidate for --epochs and measure its held-out accuracy")
-EVALUATORS.register("synflow", _synflow, "SynFlow training-free score (data-free; milliseconds)")
-EVALUATORS.register("naswot", _naswot, "NASWOT training-free score on 64 training samples (milliseconds)")
-
-
-def evaluation_seed(evaluator: str, seed: int, trial_number: int) -> int:
-    """Training uses the study seed plus the trial number (each trial its own initialisation, reproducible);
-    the proxies score a fixed initialisation (the study seed), so their scores compare architectures only."""
-    return seed + trial_number if evaluator == "train" else seed
-
-
 def evaluate(arch: Architecture, config, trial_number: int) -> Evaluation:
     """Train (or score) ``arch`` as ``config`` says: its evaluator, data, epochs and seed."""
-    seed = evaluation_seed(config.evaluator, config.seed, trial_number)
-    return EVALUATORS.get(config.evaluator)(arch, config.data, epochs=config.epochs, seed=seed)
+    evaluator = EVALUATORS.get(config.evaluator)
+    seed = evaluator.seed(config.seed, trial_number)
+    measure = resolve(evaluator.measure)
+    if evaluator.trains:
+        return _trained(measure(arch, config.data, epochs=config.epochs, seed=seed), seed)
+    return _scored(lambda: measure(arch, config.data, seed=seed))
 
 
 def metric_label(evaluator: str) -> str:
-    """How a progress line names the measurement: ``acc``, or ``score`` for a training-free proxy."""
-    return "acc" if evaluator == "train" else "score"
+    """How a progress line names the measurement of evaluator ``evaluator`` (``acc`` or ``score``)."""
+    return EVALUATORS.get(evaluator).label
 
 
 # ---------------------------------------------------------------- before any training

@@ -51,6 +51,8 @@ from workbench.hardware.cost import CostEstimate, estimate, violations
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.memo import BoundedMemo
 from workbench._infra.process_settings import torch_threads
+from workbench._infra.registry import resolve
+from workbench.model.evaluators import EVALUATORS
 from workbench.hardware.profiles import DeviceProfile
 from workbench.search.counting import is_trained
 from workbench.model.space import DataShape, RandomSuggester, SearchSpace
@@ -356,13 +358,10 @@ def expected_hv_gain(mean: np.ndarray, std: np.ndarray, latency: np.ndarray, ste
 
 # ---------------------------------------------------------------- the registry's factory
 def proxy_for(evaluator: str, data, seed: int = 0) -> Callable[[Architecture], float]:
-    """The training-free proxy the start-up ranks by — never the objective itself: SynFlow when training
-    (data-free, cheapest), otherwise the other proxy."""
-    from workbench.model import proxies
-
-    if evaluator == "synflow":
-        return lambda arch: proxies.naswot(arch, data.adapted(arch.input_shape)[0][:64], seed=seed)
-    return lambda arch: proxies.synflow(arch, seed=seed)
+    """The training-free proxy the start-up ranks by — never the objective itself: the evaluator entry's
+    ``ranked_by`` (SynFlow when training: data-free, cheapest; otherwise the other proxy)."""
+    score = resolve(EVALUATORS.get(EVALUATORS.get(evaluator).ranked_by).measure)
+    return lambda arch: score(arch, data, seed=seed)
 
 
 def make_ranked_sampler(context) -> RankedSampler:

@@ -5,20 +5,30 @@ sampler that needs more than a seed (a predictor-ranked sampler costs candidates
 scores them on the data) is registered the same way as Optuna's own. Constraints reach every sampler
 through ``trial.set_constraint`` (Optuna 5 reads them from the trials).
 
-Register a sampler with one line (the target is imported on first use)::
+Register a sampler with one entry (a ``"module:attribute"`` target is imported on first use)::
 
-    register_sampler("ranked", "workbench.search.ranking:make_ranked_sampler", "what it does, in a few words")
+    register_sampler(Sampler("ranked", "what it does, in a few words", "workbench.search.ranking:make_ranked_sampler"))
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
-from workbench.search.registry import Registry
+from workbench._infra.registry import Registry, resolve
 
-SAMPLERS = Registry("--sampler", "sampler")
+
+@dataclass(frozen=True)
+class Sampler:
+    """A ``--sampler`` choice: ``factory(SamplerContext) → optuna sampler``, a callable or ``"module:attribute"``."""
+
+    name: str
+    help: str
+    factory: Callable[..., optuna.samplers.BaseSampler] | str
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
 register_sampler = SAMPLERS.register
 
 
@@ -51,16 +61,16 @@ def _random(context: SamplerContext) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=context.seed)
 
 
-register_sampler("tpe", _tpe, "Optuna TPE, seeded random start-up of min(10, --population) trials")
-register_sampler("nsga2", _nsga2, "Optuna NSGA-II, population --population")
-register_sampler("random", _random, "uniform random draws")
-register_sampler("ranked", "workbench.search.ranking:make_ranked_sampler",
-                 "draws many candidates per trial, keeps feasible untried ones, trains the best by predicted hypervolume gain")
+register_sampler(Sampler("tpe", "Optuna TPE, seeded random start-up of min(10, --population) trials", _tpe))
+register_sampler(Sampler("nsga2", "Optuna NSGA-II, population --population", _nsga2))
+register_sampler(Sampler("random", "uniform random draws", _random))
+register_sampler(Sampler("ranked", "draws many candidates per trial, keeps feasible untried ones, trains the best by "
+                         "predicted hypervolume gain", "workbench.search.ranking:make_ranked_sampler"))
 
 
 def make_sampler(name: str, seed: int, population: int = 16,
                  context: SamplerContext | None = None) -> optuna.samplers.BaseSampler:
     """The seeded sampler ``name``; ``context`` gives samplers that need it the search's space, devices
     and data (its seed and population are replaced by the arguments)."""
-    factory = SAMPLERS.get(name)
+    factory = resolve(SAMPLERS.get(name).factory)
     return factory(replace(context or SamplerContext(), seed=seed, population=population))

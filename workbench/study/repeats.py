@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench._infra.errors import WorkbenchError
+from workbench.model.evaluators import EVALUATORS
 from workbench.study.front import TrialRecord, best_key
 from workbench.study.schema import Keys, arch_key, repeats_attr
 from workbench.study.stored import StoredStudy
@@ -71,7 +72,7 @@ def repeat_front(study: StoredStudy | str, storage: str | None = None, *, top: i
     stored = study if isinstance(study, StoredStudy) else StoredStudy(study, storage)
     _check_counts(top, repeats)
     settings = stored.settings
-    if settings.evaluator != "train":
+    if not EVALUATORS.get(settings.evaluator).trains:
         raise WorkbenchError(f"--repeats: study {stored.name!r} scores candidates with the training-free "
                              f"{settings.evaluator!r} proxy, which has no seed-to-seed noise to measure")
     profile = stored.device(device)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Mapping
 
 from workbench.model.arch import Architecture
+from workbench.model.evaluators import EVALUATORS
 from workbench._infra.errors import WorkbenchError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class StudySettings:
     @property
     def metric(self) -> str:
         """The trial key holding the measurement: ``accuracy``, or ``score`` for a training-free proxy."""
-        return Keys.ACCURACY if self.evaluator == "train" else Keys.SCORE
+        return Keys.ACCURACY if EVALUATORS.get(self.evaluator).trains else Keys.SCORE
 
 
 # ---------------------------------------------------------------- extra measurements (workbench repeats)

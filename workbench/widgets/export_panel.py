@@ -22,8 +22,8 @@ from workbench._infra.notices import listening, one_line
 from workbench.hardware.profiles import load_profile
 from workbench.widgets.common import esc, one_line_error
 
-# the dropdown: every registered format (exporters.FORMATS is the one list), labelled by its description's head
-FORMAT_CHOICES = tuple((fmt.description.split(" (")[0].split(":")[0], name) for name, fmt in FORMATS.items())
+# the dropdown: every registered format (export.formats.FORMATS is the one list), labelled by its help's head
+FORMAT_CHOICES = tuple((fmt.help.split(" (")[0].split(":")[0], fmt.name) for fmt in FORMATS.entries())
 
 
 def result_html(result) -> str:

@@ -17,7 +17,7 @@ from workbench.widgets.common import esc
 
 
 def _window(op) -> str:
-    if op.kind in ("gap", "flatten", "linear", "linear_relu"):
+    if "window" not in op.spec.key_fields:  # no kernel/stride to show (global pooling, reshapes, dense layers)
         return ""
     return f"{op.kh}×{op.kw}/{op.sh}×{op.sw}"
 

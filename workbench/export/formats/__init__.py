@@ -6,8 +6,9 @@ one file, and an ``open`` function that loads that file in its own runtime and r
 :class:`Runner`. The runner speaks the workbench's layout (channel-first float batches in, float
 logits out) whatever the file's interface is (NHWC, int8), so verification code is format-blind.
 
-Formats are registered in :data:`FORMATS`; the modules that need heavy packages (onnxscript,
-litert-torch) are only imported when a format of theirs is written or opened.
+Formats are registered in :data:`FORMATS` (the one registry style, :mod:`workbench._infra.registry`); the
+modules that need heavy packages (onnxscript, litert-torch) are only imported when a format of theirs is
+written or opened.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from workbench._infra.errors import WorkbenchError
 from workbench.model.ops import kinds_for_format
 from workbench._infra.process_settings import quiet as _quiet_process
+from workbench._infra.registry import Registry
 from workbench._infra.timing import Timing, time_calls
 
 _NOISY_LOGGERS = ("", "torch", "torchao", "torch.onnx", "torch.export", "absl")
@@ -73,7 +74,7 @@ class Format:
     suffix: str
     quantized: bool
     family: str  # "onnx" | "tflite"
-    description: str
+    help: str
     write: Callable[..., WriteResult]
     open: Callable[[str], Runner]
     op_kinds: frozenset[str]  # op kinds the format's writer handles
@@ -82,6 +83,7 @@ class Format:
     requires: tuple[str, ...] = ()  # importable modules the writer/runner need (the `export` extras)
     tflm: bool = False  # full-INT8 TFLite: also run in TFLite Micro and checked against workbench.hardware.memory
     finish: Callable[..., dict] = lambda path, arch, entry: {}  # extra outputs after verification → entry fields
+    default: bool = True  # in --format's default set (False: asked for by name)
 
 
 def _lazy(module: str, name: str) -> Callable:
@@ -98,35 +100,26 @@ TFLITE_REQUIRES = ("litert_torch", "ai_edge_litert")
 _ONNX_RUNNER, _TFLITE_RUNNER = _lazy("onnx_format", "OnnxRunner"), _lazy("tflite_format", "TfliteRunner")
 _TFLITE_INT8 = _lazy("tflite_format", "write_int8")
 
-FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", ".onnx", False, "onnx", "ONNX fp32 (torch.onnx dynamo exporter, one file)",
-                   _lazy("onnx_format", "write_fp32"), _ONNX_RUNNER, kinds_for_format("onnx"),
-                   requires=ONNX_REQUIRES),
-    "onnx-int8": Format("onnx-int8", ".int8.onnx", True, "onnx",
+FORMATS: Registry[Format] = Registry("format", "--format")
+FORMATS.register(Format("onnx", ".onnx", False, "onnx", "ONNX fp32 (torch.onnx dynamo exporter, one file)",
+                        _lazy("onnx_format", "write_fp32"), _ONNX_RUNNER, kinds_for_format("onnx"),
+                        requires=ONNX_REQUIRES))
+FORMATS.register(Format("onnx-int8", ".int8.onnx", True, "onnx",
                         "ONNX QDQ: per-channel int8 (int4 for 4-bit stages) weights, uint8 activations",
                         _lazy("onnx_format", "write_int8"), _ONNX_RUNNER, kinds_for_format("onnx-int8"),
-                        frozenset({4, 8}), requires=ONNX_REQUIRES),
-    "tflite": Format("tflite", ".tflite", False, "tflite", "TFLite fp32 (litert-torch), channel-last I/O",
-                     _lazy("tflite_format", "write_fp32"), _TFLITE_RUNNER, kinds_for_format("tflite"),
-                     requires=TFLITE_REQUIRES),
-    "tflite-int8": Format("tflite-int8", ".int8.tflite", True, "tflite",
-                          "TFLite full-INT8 (PT2E, per-channel int8 weights, int8 input and output)",
-                          _TFLITE_INT8, _TFLITE_RUNNER, kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
-                          requires=TFLITE_REQUIRES + ("torchao",), tflm=True),
-    "tflm": Format("tflm", ".tflm.tflite", True, "tflite",
-                   "TFLite Micro bundle: the full-INT8 .tflite as an aligned C array, measured arena size, "
-                   "op resolver, inference example (folder <name>_tflm/)",
-                   _TFLITE_INT8, _TFLITE_RUNNER, kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
-                   requires=TFLITE_REQUIRES + ("torchao", "tflite_micro"), tflm=True,
-                   finish=_lazy("tflm_bundle", "write_bundle")),
-}
+                        frozenset({4, 8}), requires=ONNX_REQUIRES))
+FORMATS.register(Format("tflite", ".tflite", False, "tflite", "TFLite fp32 (litert-torch), channel-last I/O",
+                        _lazy("tflite_format", "write_fp32"), _TFLITE_RUNNER, kinds_for_format("tflite"),
+                        requires=TFLITE_REQUIRES))
+FORMATS.register(Format("tflite-int8", ".int8.tflite", True, "tflite",
+                        "TFLite full-INT8 (PT2E, per-channel int8 weights, int8 input and output)",
+                        _TFLITE_INT8, _TFLITE_RUNNER, kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
+                        requires=TFLITE_REQUIRES + ("torchao",), tflm=True))
+FORMATS.register(Format("tflm", ".tflm.tflite", True, "tflite",
+                        "TFLite Micro bundle: the full-INT8 .tflite as an aligned C array, measured arena size, "
+                        "op resolver, inference example (folder <name>_tflm/)",
+                        _TFLITE_INT8, _TFLITE_RUNNER, kinds_for_format("tflite-int8"), frozenset({8}), ((4, 8),),
+                        requires=TFLITE_REQUIRES + ("torchao", "tflite_micro"), tflm=True,
+                        finish=_lazy("tflm_bundle", "write_bundle"), default=False))
 
-
-FORMAT_NAMES = tuple(n for n in FORMATS if n != "tflm")  # the default set; the MCU bundle is asked for by name
-
-
-def get_format(name: str) -> Format:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise WorkbenchError(f"--format: unknown format {name!r} (choose from {', '.join(FORMATS)})") from None
+FORMAT_NAMES = tuple(fmt.name for fmt in FORMATS.where(default=True))  # the MCU bundle is asked for by name

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
-from workbench.export.formats import FORMATS, Format, get_format
+from workbench.export.formats import FORMATS, Format
 
 EXPORT_INSTALL = 'pip install -e ".[export]"  (from a checkout; else pip install "tinyml-workbench[export]")'
 
@@ -52,7 +52,7 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
     if not names:
         raise WorkbenchError(f"--format: give at least one of {', '.join(FORMATS)}")
     for n in names:
-        get_format(n)
+        FORMATS.check(n)
     return list(dict.fromkeys(names))
 
 
@@ -60,7 +60,7 @@ def require_converters(formats: Sequence[str]) -> None:
     """Name the missing optional packages of ``formats`` with the install command, before any work."""
     missing: dict[str, list[str]] = {}
     for name in formats:
-        for module in get_format(name).requires:
+        for module in FORMATS.get(name).requires:
             if importlib.util.find_spec(module) is None:
                 missing.setdefault(module, []).append(name)
     if missing:

@@ -1,22 +1,24 @@
 """Registry of model families: how a space's choices are validated, sampled and lowered to ops.
 
-A family is the code half of a search space (the YAML is the data half). Like timm's model
-registry, families register by name; spaces refer to them with ``family: <name>``.
+A family is the code half of a search space (the YAML is the data half). Families register in
+:data:`FAMILIES` (the one registry style, :mod:`workbench._infra.registry`); spaces refer to them with
+``family: <name>``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
-from workbench._infra.errors import WorkbenchError
-
-FAMILIES: dict[str, "Family"] = {}
+from workbench._infra.registry import Registry
 
 
 class Family(ABC):
-    """Interface every family implements."""
+    """Interface every family implements; ``data_layout`` says what samples it takes (images, series,
+    feature_maps or vectors: how :func:`workbench.model.data.check_against_space` checks a data set)."""
 
     name = ""
+    help = ""
+    data_layout = ""
 
     @abstractmethod
     def parse(self, f) -> Any:
@@ -39,16 +41,13 @@ class Family(ABC):
         """One line describing the architecture."""
 
 
+FAMILIES: Registry[Family] = Registry("model family")
+
+
 def register(cls):
-    FAMILIES[cls.name] = cls()
+    """Register an instance of a :class:`Family` subclass under its ``name``."""
+    FAMILIES.register(cls())
     return cls
-
-
-def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise WorkbenchError(f"unknown model family {name!r} (known: {', '.join(FAMILIES)})") from None
 
 
 from workbench.model.families import cnn1d, dscnn, mbconv, mlp, resnet  # noqa: E402,F401  (registration)

@@ -38,6 +38,8 @@ def _block(shape, width, kernel, pool, pool_type, wbits, w8, abits, stage) -> Se
 @register
 class CNN1DFamily(Family):
     name = "cnn1d"
+    help = "1-D CNN for multichannel time series: conv+BN+ReLU blocks with optional pooling"
+    data_layout = "series"
 
     def parse(self, f):
         inp = f.sub("input")

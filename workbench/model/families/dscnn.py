@@ -55,6 +55,8 @@ def _block_spec(b: Fields) -> DSBlockSpec:
 @register
 class DSCNNFamily(Family):
     name = "dscnn"
+    help = "DS-CNN: a conv stem, depthwise-separable blocks, GAP + classifier (keyword spotting, MobileNetV1)"
+    data_layout = "feature_maps"
 
     def parse(self, f):
         inp = f.sub("input")

@@ -54,6 +54,8 @@ _STAGE_KEYS = tuple((f"s{i}", *(f"s{i}_{f}" for f in ("depth", "width", "kernel"
 @register
 class MBConvFamily(Family):
     name = "mbconv"
+    help = "MobileNetV2-style inverted-residual network (MBConv blocks) for images"
+    data_layout = "images"
 
     def parse(self, f):
         channels, resolution = parse_image_input(f, 1)

@@ -46,6 +46,8 @@ def _flatten(shape, wbits, abits) -> Segment:
 @register
 class MLPFamily(Family):
     name = "mlp"
+    help = "multilayer perceptron: fully connected + BN + ReLU layers, then a linear output layer"
+    data_layout = "vectors"
 
     def parse(self, f):
         inp = f.sub("input")

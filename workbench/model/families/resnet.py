@@ -53,6 +53,8 @@ _STAGE_KEYS = tuple((f"s{i}", *(f"s{i}_{f}" for f in ("depth", "width", "kernel"
 @register
 class ResNetFamily(Family):
     name = "resnet"
+    help = "ResNet-style CNN for images: a conv stem, stages of residual blocks, GAP + classifier"
+    data_layout = "images"
 
     def parse(self, f):
         channels, resolution = parse_image_input(f, 3)
