@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     profile = load_profile(args.profile)
-    consts = load_constants(profile.lut.model.path)
+    consts = load_constants(profile.latency.model.path)
     terms = ModeledTerms(consts, profile.clock_mhz)
     kit = [m.arch for m in select(profile, args.models, args.precision)]
     kit_small = [m.arch for m in select(profile, len(MLPERF), args.precision)]

@@ -111,7 +111,7 @@ def latency_row(name: str, space, dataset, profile, n: int, seed: int) -> str:
     for arch in space.random_archs(n, seed=seed, precisions=profile.precisions, data=dataset.data_shape):
         cost = estimate(arch, profile)
         ops, interpolated = ops + cost.n_ops, interpolated + cost.interpolated_ops
-        missing += sum(op.key not in profile.lut.entries for op in arch.ops)
+        missing += sum(op.key not in profile.latency.lut.entries for op in arch.ops)
     return f"{name:<18} {space.name:<11} {dataset.shape!s:<12} {missing / ops * 100:>10.1f} % {interpolated / ops * 100:>10.1f} %"
 
 

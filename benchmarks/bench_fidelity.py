@@ -142,7 +142,7 @@ def record(profile, groups: dict[str, list], args) -> None:
     data["fidelity"] = {"command": f"python benchmarks/bench_fidelity.py --n {args.n} --seed {args.seed} --repeats "
                                    f"{args.repeats} --record",
                         "date": datetime.date.today().isoformat(), "machine": machine.this_machine(),
-                        "lut_sha256": profile.lut.entries_sha256, "precisions": precisions}
+                        "lut_sha256": profile.latency.lut.entries_sha256, "precisions": precisions}
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"recorded in {path}", file=sys.stderr)
 
@@ -160,7 +160,7 @@ def run(args, profile, how: str) -> dict[str, list]:
                 groups[f"  {space.name}/{prec}"] = sub
         print(f"[{space.name}: {len(rows)} archs measured, {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
     groups["overall"] = [r for name, rows in groups.items() if not name.startswith(" ") for r in rows]
-    print(f"LUT fidelity: {profile.name} ({len(profile.lut.entries)} LUT entries) vs end-to-end onnxruntime, "
+    print(f"LUT fidelity: {profile.name} ({len(profile.latency.lut.entries)} LUT entries) vs end-to-end onnxruntime, "
           f"{args.n} archs/space, seed {args.seed}, warmup {args.warmup}, repeats {args.repeats}, "
           f"fastest {profiler.KEEP_FASTEST:.0%} kept; per-inference overhead {overhead * 1e3:.2f} us (profile.yaml); "
           f"{machine.this_machine()['cpu']}; profile {how}")

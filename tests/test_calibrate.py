@@ -246,7 +246,7 @@ def test_cpu_mismatch_notice_fires_once_and_refresh_clears_it(host_copy, monkeyp
 
     # the refresh: a whole-model calibration on "this" machine rewrites measured_on
     archs = load_space("sensor-imu").random_archs(6, seed=3, precisions=["fp32", "int8"])
-    truth = [0.004 + 1.5 * sum(profile.lut.latency(op)[0] for op in a.ops) for a in archs]
+    truth = [0.004 + 1.5 * sum(profile.latency.op_latency(op)[0] for op in a.ops) for a in archs]
     ms = [Measurement(a.to_json(), a.precision, t, "synthetic") for a, t in zip(archs, truth)]
     calibrate.calibrate_lut(profile, ms, [list(a.ops) for a in archs], machine=machine.this_machine())
     monkeypatch.setattr(profiles, "_CACHE", profiles.ProfileCache())
@@ -256,7 +256,7 @@ def test_cpu_mismatch_notice_fires_once_and_refresh_clears_it(host_copy, monkeyp
         refreshed = profiles.load_profile(host_copy)
     assert not [w for w in caught if issubclass(w.category, machine.OtherMachineWarning)]
     assert refreshed.measured_on == OTHER
-    assert "calibrated to whole models on Some Other CPU 9000" in next(iter(refreshed.lut.entries.values())).reference
+    assert "calibrated to whole models on Some Other CPU 9000" in next(iter(refreshed.latency.lut.entries.values())).reference
 
 
 def test_cli_prints_the_notice_on_one_line(host_copy, monkeypatch, capsys):
@@ -277,7 +277,7 @@ def test_lut_calibration_fits_scale_and_per_op_overhead(host_copy):
     profile = profiles.parse_profile(load_yaml_mapping(host_copy / "profile.yaml"), host_copy / "profile.yaml")
     archs = [a for s in ("sensor-imu", "audio-kws") for a in load_space(s).random_archs(12, seed=5,
                                                                                          precisions=["fp32"])]
-    truth = [0.003 + sum(1.3 * profile.lut.latency(op)[0] + 0.002 for op in a.ops) for a in archs]
+    truth = [0.003 + sum(1.3 * profile.latency.op_latency(op)[0] + 0.002 for op in a.ops) for a in archs]
     ms = [Measurement(a.to_json(), a.precision, t, "synthetic") for a, t in zip(archs, truth)]
     report = calibrate.calibrate_lut(profile, ms, [list(a.ops) for a in archs], strength=1e-6,
                                      machine=dict(OTHER))
@@ -302,7 +302,7 @@ def test_quick_timing_uses_the_shared_measurement(host_copy, monkeypatch):
     assert {(w, r) for _, w, r in calls} == {(20, 100)}
     assert [m.ms for m in measurements] == [0.5 + 0.01 * n for n, _, _ in calls]
     assert all(m.source.startswith("timed here:") for m in measurements)
-    assert all(all(op.key in profile.lut.entries for op in model_ops) for model_ops in ops)
+    assert all(all(op.key in profile.latency.lut.entries for op in model_ops) for model_ops in ops)
 
 
 def test_int8_timings_leave_the_float_kernels_at_their_prior(tmp_path):

@@ -93,7 +93,7 @@ def test_shipped_luts_cover_the_shipped_spaces(device):
 def test_latency_is_the_sum_of_lut_entries_plus_one_per_inference_overhead(profile_copy):
     profile = load_profile("stm32f746")
     arch = load_space("vision").random_archs(1, seed=2, precisions=profile.precisions)[0]
-    lut_sum = sum(profile.lut.mean_ms[k] for k in arch.op_keys)
+    lut_sum = sum(profile.latency.lut.mean_ms[k] for k in arch.op_keys)
     assert estimate(arch, profile).latency_ms == pytest.approx(profile.per_inference_ms + lut_sum, rel=1e-12)
 
     folder = profile_copy("stm32f746")  # the same LUT with a 0.75 ms Invoke() overhead
@@ -109,7 +109,7 @@ def test_latency_is_the_sum_of_lut_entries_plus_one_per_inference_overhead(profi
     host_arch = load_space("vision").random_archs(1, seed=2, precisions=host.precisions)[0]
     assert written > 0 and host.per_inference_ms == written
     assert estimate(host_arch, host).latency_ms == pytest.approx(
-        written + sum(host.lut.latency(op)[0] for op in host_arch.ops), rel=1e-12)
+        written + sum(host.latency.op_latency(op)[0] for op in host_arch.ops), rel=1e-12)
 
 
 def test_missing_ops_are_interpolated_and_counted(profile_copy):
@@ -123,14 +123,14 @@ def test_missing_ops_are_interpolated_and_counted(profile_copy):
         "precisions: [fp32, int8, w4a8]", "precisions: [int8]"))
     profile = load_profile(folder)
     known = ops[2]
-    assert profile.lut.mean_ms[known.key] == pytest.approx(1e-5 * known.macs + 0.02)
+    assert profile.latency.lut.mean_ms[known.key] == pytest.approx(1e-5 * known.macs + 0.02)
     unseen = Op("conv1d", (12, 64), (24, 64), 3, 1, wbits=8, abits=8)
-    assert unseen.key not in profile.lut.entries
+    assert unseen.key not in profile.latency.lut.entries
     # the fit is exact on data that is linear in MACs
-    assert profile.lut.predict(unseen) == pytest.approx(1e-5 * unseen.macs + 0.02, rel=0.02)
+    assert profile.latency.lut.predict(unseen) == pytest.approx(1e-5 * unseen.macs + 0.02, rel=0.02)
     arch = Architecture.create("t", "cnn1d", (12, 64), 3, {"blocks": 1, "pool_type": "max", "b1_width": 24,
                                "b1_kernel": 3, "b1_pool": 1, "precision": "int8", "quant_mode": "ptq", "b1_wbits": 8})
     cost = estimate(arch, profile)
     assert cost.interpolated_ops == 3  # the conv, the GAP and the classifier have other shapes
-    assert [profile.lut.latency(op)[1] for op in arch.ops] == [True, True, True]
-    assert cost.latency_ms == pytest.approx(sum(profile.lut.predict(op) for op in arch.ops), rel=1e-12)
+    assert [profile.latency.op_latency(op)[1] for op in arch.ops] == [True, True, True]
+    assert cost.latency_ms == pytest.approx(sum(profile.latency.lut.predict(op) for op in arch.ops), rel=1e-12)

@@ -343,7 +343,8 @@ def test_property_long_lut_lines_fail_at_the_limit(runner, workdir, length, newl
 
 def test_outside_files_need_the_explicit_setting(tmp_path, monkeypatch):
     """A LUT shared between profile folders loads only with WORKBENCH_PROFILE_FILES_ANYWHERE=1."""
-    from workbench.hardware.profiles import OUTSIDE_FILES_ENV, _CACHE
+    from workbench.hardware.locations import OUTSIDE_FILES_ENV
+    from workbench.hardware.profiles import _CACHE
 
     folder = _profile_dir(tmp_path)
     shutil.move(str(folder / "lut.csv"), str(tmp_path / "shared.csv"))
@@ -355,5 +356,5 @@ def test_outside_files_need_the_explicit_setting(tmp_path, monkeypatch):
         load_profile(folder)
     monkeypatch.setenv(OUTSIDE_FILES_ENV, "1")
     _CACHE.clear()
-    assert load_profile(folder).lut.path.endswith("shared.csv")
+    assert load_profile(folder).latency.lut.path.endswith("shared.csv")
     _CACHE.clear()

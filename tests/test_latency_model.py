@@ -84,7 +84,7 @@ def test_shipped_lut_row_is_the_formula_over_the_clock():
     """stm32f746's KWS classifier row = its constants through the formula / 216 MHz (the file keeps 6 digits)."""
     folder = PROFILES_DIR / "stm32f746"
     consts = load_constants(folder / "latency_model.yaml")
-    row = load_profile(folder).lut.entries[LINEAR.key]
+    row = load_profile(folder).latency.lut.entries[LINEAR.key]
     vec = consts.vector()
     by_hand = (768 * consts.cycles_per_mac["int8"]["fc"] + 12 * vec["cycles_per_output.int8"]
                + 76 * vec["sram_cycles_per_byte"]
@@ -157,14 +157,14 @@ def test_a_modeled_profile_computes_ops_its_lut_lacks_from_its_constants():
     folder = PROFILES_DIR / "stm32f746"
     profile, consts = load_profile(folder), load_constants(folder / "latency_model.yaml")
     arch = load_space(folder / "models" / "micronet-kws-s.yaml").random_archs(1, seed=0, precisions=["int8"])[0]
-    assert any(op.key not in profile.lut.entries for op in arch.ops)
+    assert any(op.key not in profile.latency.lut.entries for op in arch.ops)
     modeled_ms = sum(op_cycles(op, consts) for op in arch.ops) / (profile.clock_mhz * 1000.0)
     cost = estimate(arch, profile)
     assert cost.interpolated_ops == 0
     assert cost.latency_ms == pytest.approx(profile.per_inference_ms + modeled_ms, rel=1e-5)
     unseen = Op("linear", (777,), (13,), wbits=8, abits=8)
-    assert profile.lut.latency(unseen) == (pytest.approx(op_cycles(unseen, consts) / 216_000.0, rel=1e-12), False)
-    assert load_profile("host-cpu").lut.latency(unseen)[1] is True
+    assert profile.latency.op_latency(unseen) == (pytest.approx(op_cycles(unseen, consts) / 216_000.0, rel=1e-12), False)
+    assert load_profile("host-cpu").latency.op_latency(unseen)[1] is True
 
 
 def test_one_input_channel_convs_are_depthwise_where_the_runtime_runs_them_so():

@@ -156,10 +156,10 @@ def test_profile_device_writes_lut_calibration_and_profile(tmp_path, monkeypatch
     profile = load_profile(out)
     assert profile.name == "tiny-host" and profile.device_class == "cpu"
     assert profile.per_inference_ms == pytest.approx(0.0015)
-    assert len(profile.lut.entries) == 6
+    assert len(profile.latency.lut.entries) == 6
     ops = {op.key: op for op in enumerate_ops(all_spaces(), profiler.HOST_PRECISIONS)[:6]}
-    assert set(profile.lut.entries) == set(ops)
-    for key, e in profile.lut.entries.items():
+    assert set(profile.latency.lut.entries) == set(ops)
+    for key, e in profile.latency.lut.entries.items():
         raw = _fake_measure(profiler.deployed_graph(ops[key]))[0]
         assert e.mean_ms == pytest.approx(max(raw - cal["per_op_ms"], profiler.MIN_MS), abs=1e-6)
         assert e.source == "measured" and e.count == 8
@@ -173,7 +173,7 @@ def test_profile_device_writes_lut_calibration_and_profile(tmp_path, monkeypatch
 def test_profile_device_really_measures(tmp_path):
     out = tmp_path / "host"
     profiler.profile_device(out, limit=2, warmup=1, repeats=5, progress=False, calib_archs=0)
-    entries = load_profile(out).lut.entries.values()
+    entries = load_profile(out).latency.lut.entries.values()
     assert len(entries) == 2 and all(e.count == 4 and e.mean_ms >= profiler.MIN_MS for e in entries)
 
 

@@ -47,7 +47,7 @@ def test_profile_is_reused_until_its_files_change(f746_copy):
     assert edited is not first and edited.clock_mhz == 200 and first.clock_mhz == 216
     assert profiles.load_profile(f746_copy) is edited  # the new files are stamped and reused
 
-    key = next(iter(edited.lut.entries))
+    key = next(iter(edited.latency.lut.entries))
     lut = f746_copy / "lut.csv"
     lines = lut.read_text().splitlines(keepends=True)
     row = next(i for i, line in enumerate(lines) if line.startswith(key + ","))
@@ -57,10 +57,10 @@ def test_profile_is_reused_until_its_files_change(f746_copy):
     lut.write_text("".join(lines))
     _age(lut, 1_600_000_000)
     reloaded = profiles.load_profile(f746_copy)
-    assert reloaded.lut.entries[key].mean_ms == 123.5
+    assert reloaded.latency.lut.entries[key].mean_ms == 123.5
 
     model = f746_copy / "latency_model.yaml"  # what a modeled profile computes ops missing from its LUT with
-    assert reloaded.lut.model is not None and profiles.load_profile(f746_copy) is reloaded
+    assert reloaded.latency.model is not None and profiles.load_profile(f746_copy) is reloaded
     model.write_text(model.read_text() + "\n")
     _age(model, 1_600_000_000)
     assert profiles.load_profile(f746_copy) is not reloaded

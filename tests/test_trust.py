@@ -84,7 +84,7 @@ def test_a_measured_profile_names_its_machine_and_its_whole_model_check(tmp_path
 
     # a whole-model refresh on "this" machine: the statement then says so and carries its leave-one-out error
     archs = load_space("sensor-imu").random_archs(8, seed=3, precisions=["fp32"])
-    truth = [0.004 + 1.2 * sum(profile.lut.latency(op)[0] for op in a.ops) for a in archs]
+    truth = [0.004 + 1.2 * sum(profile.latency.op_latency(op)[0] for op in a.ops) for a in archs]
     ms = [Measurement(a.to_json(), a.precision, t, "synthetic") for a, t in zip(archs, truth)]
     report = calibrate.calibrate_lut(profile, ms, [list(a.ops) for a in archs], machine=dict(OTHER))
     stored = json.loads((folder / "calibration.json").read_text())["whole_model"]

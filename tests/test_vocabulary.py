@@ -204,7 +204,7 @@ def test_modeled_luts_cover_the_reference_spaces(device):
     for name in ("mlperf-kws", "mlperf-vww", "mlperf-ic", "mlperf-ad"):
         for arch in load_space(name).random_archs(4, seed=0, precisions=profile.precisions):
             for op in arch.ops:  # every op has its own LUT row (nothing interpolated)
-                ms, interpolated = profile.lut.latency(op)
+                ms, interpolated = profile.latency.op_latency(op)
                 assert not interpolated and ms > 0, op.key
 
 
@@ -212,7 +212,7 @@ def test_measured_host_lut_covers_every_shipped_space_reference_models_included(
     """host-cpu's LUT is measured (``workbench profile``) over every op the shipped spaces can produce, the
     reference models' new kinds included: nothing is interpolated, and every entry says it was measured."""
     profile = load_profile("host-cpu")
-    assert {e.source for e in profile.lut.entries.values()} == {"measured"}
+    assert {e.source for e in profile.latency.lut.entries.values()} == {"measured"}
     for path in list_spaces():
         space = load_space(path)
         for arch in space.random_archs(10, seed=9, precisions=profile.precisions):

@@ -205,7 +205,7 @@ class LutTerms:
 
     def __init__(self, profile):
         self.profile = profile
-        groups = sorted({(e.kind, e.prec) for e in profile.lut.entries.values()})
+        groups = sorted({(e.kind, e.prec) for e in _lut_to_rescale(profile).entries.values()})
         self.names = ([f"scale.{k}.{p}" for k, p in groups] + [f"overhead.{k}.{p}" for k, p in groups]
                       + ["per_inference_ms"])
         self.prior = np.array([1.0] * len(groups) + [0.0] * len(groups) + [profile.per_inference_ms])
@@ -220,10 +220,19 @@ class LutTerms:
             group = f"{op.kind}.{op.precision}"
             if f"scale.{group}" not in index:
                 raise WorkbenchError(f"the LUT has no {op.kind} entries at {op.precision} to calibrate",
-                                     where=self.profile.lut.path)
-            row[index[f"scale.{group}"]] += self.profile.lut.latency(op)[0]
+                                     where=self.profile.latency.lut.path)
+            row[index[f"scale.{group}"]] += self.profile.latency.op_latency(op)[0]
             row[index[f"overhead.{group}"]] += 1.0
         return row
+
+
+def _lut_to_rescale(profile):
+    """The per-op LUT a whole-model calibration rescales: the profile's latency source's table (one line
+    when the source has none to rescale)."""
+    if profile.latency.lut is None:
+        raise WorkbenchError(f"{profile.name}'s latency is not a per-op LUT ({profile.latency.summary()}): "
+                             "nothing to calibrate", where=profile.path)
+    return profile.latency.lut
 
 
 def _precision_of(name: str) -> str | None:
@@ -369,7 +378,7 @@ def calibrate_modeled(profile_dir: Path, measurements: list[Measurement], base: 
     from workbench._infra.yamlio import load_yaml_mapping
 
     profile_yaml = profile_dir / "profile.yaml"
-    profile = parse_profile(load_yaml_mapping(profile_yaml), profile_yaml, with_lut=False)
+    profile = parse_profile(load_yaml_mapping(profile_yaml), profile_yaml, with_latency=False)
     model_path = profile_dir / "latency_model.yaml"
     old_data = load_yaml_mapping(model_path)
     consts = load_constants(model_path)
@@ -471,14 +480,15 @@ def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: st
     folder = Path(profile.path).parent
     day = datetime.date.today().isoformat()
     rows = []
-    for e in profile.lut.entries.values():
+    lut = profile.latency.lut
+    for e in lut.entries.values():
         scale, extra = c[f"scale.{e.kind}.{e.prec}"], c[f"overhead.{e.kind}.{e.prec}"]
         base_ref = e.reference.split(" | calibrated")[0]
         ref = (f"{base_ref} | calibrated to whole models on {machine['cpu']} ({day}): x{scale:.4g} "
                f"{extra * 1e3:+.3g} us")
         rows.append(LutEntry(e.key, e.kind, e.prec, e.macs, e.bytes, max(MIN_MS, e.mean_ms * scale + extra),
                              e.std_ms * scale, e.count, e.source, ref))
-    write_lut(Path(profile.lut.path), rows)
+    write_lut(Path(lut.path), rows)
     profile_yaml = Path(profile.path)
     set_per_inference_ms(profile_yaml, c["per_inference_ms"],
                          "fitted to whole models by `workbench calibrate` (calibration.json)")
@@ -513,7 +523,7 @@ def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK
             if arch.op_keys in seen:
                 continue
             seen.add(arch.op_keys)
-            if any(key not in profile.lut.entries for key in arch.op_keys):
+            if any(key not in profile.latency.lut.entries for key in arch.op_keys):
                 skipped += 1  # ops the LUT interpolates: nothing of the LUT's to rescale (re-profile instead)
                 continue
             ms = measure(deployed_graph(arch), None, warmup, repeats)[0]
@@ -534,7 +544,7 @@ def calibrate_quick(profile_dir: Path, n_per_space: int = QUICK_MODELS, strength
     check_strength(strength)
     profile_yaml = Path(profile_dir) / "profile.yaml"
     profile = parse_profile(load_yaml_mapping(profile_yaml), profile_yaml)
-    if profile.lut.entries and all(e.source == "modeled" for e in profile.lut.entries.values()):
+    if all(e.source == "modeled" for e in _lut_to_rescale(profile).entries.values()):
         raise WorkbenchError("--quick times models on this host: it refreshes a measured host LUT, not a "
                              "modeled one (give --measurements timed on the board)", where=str(profile_yaml))
     measurements, ops = time_host_models(profile, n_per_space, progress=progress)

@@ -114,7 +114,7 @@ def _terms(profile):
     from workbench.calibration.calibrate import ModeledTerms
     from workbench.hardware.latency_model import load_constants
 
-    model = getattr(profile.lut, "model", None)
+    model = profile.latency.model
     if model is None:
         raise WorkbenchError(f"{profile.name} is not a modeled profile (no latency_model.yaml behind its LUT): a "
                              f"measured host profile is refreshed with `workbench calibrate {profile.name} --quick`")

@@ -1,12 +1,13 @@
 """Cost estimator: architecture + device profile → latency, peak SRAM, flash, MACs, params.
 
-Pure arithmetic over the architecture's cached op schedule and the profile's LUT: no torch model is
-built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
+Pure arithmetic over the architecture's cached op schedule and the profile's latency source: no torch model
+is built, so scoring costs microseconds (see ``benchmarks/bench_scoring.py``).
 
-- latency: the runtime's per-inference overhead plus the sum over fused ops of the LUT mean (ops missing
-  from the LUT are computed from a modeled profile's latency model, or on a measured LUT interpolated and
-  counted: :meth:`workbench.hardware.lut.LatencyLUT.latency`), memoised per segment (stage) by the profile's
-  :class:`CostEstimator`;
+- latency: from the profile's :class:`~workbench.hardware.latency.LatencySource`. A per-op source (the LUTs):
+  the runtime's per-inference overhead plus the sum over fused ops of their latencies (ops missing from the
+  LUT are computed from a modeled profile's latency model, or on a measured LUT interpolated and counted:
+  :meth:`~workbench.hardware.latency.PerOpSource.op_latency`), memoised per segment (stage) by the profile's
+  :class:`CostEstimator`; a whole-model source costs the architecture at once;
 - peak SRAM and flash, on a profile with a ``memory:`` section (every shipped profile): the TFLite
   Micro arena the exported graph needs (activations as TFLM's greedy planner lays them out + kernel
   scratch + persistent allocations) and the ``.tflite`` file plus the runtime's code for the operators
@@ -73,6 +74,7 @@ class CostEstimator:
 
     def __init__(self, profile: DeviceProfile):
         self.profile = profile
+        self.latency = profile.latency
         self._segments = BoundedMemo(SEGMENT_MEMO_SIZE)
         self._memory = BoundedMemo(ARCH_MEMO_SIZE)
 
@@ -109,17 +111,23 @@ class CostEstimator:
         peak, flash, *parts = memory
         if not supported:
             return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params, *parts)
-        return CostEstimate(profile.name, True, profile.per_inference_ms + latency, interpolated, n_ops, peak, flash,
-                            macs, params, *parts)
+        if self.latency.additive:
+            latency += profile.per_inference_ms
+        else:
+            latency, interpolated = self.latency.model_latency(arch)
+        return CostEstimate(profile.name, True, latency, interpolated, n_ops, peak, flash, macs, params, *parts)
 
     def _segment_latency(self, seg) -> tuple[float, int, bool]:
-        """(sum of the segment's LUT entries, ops interpolated because the LUT lacks them, device runs it)."""
+        """(sum of the segment's per-op latencies, ops interpolated because the LUT lacks them, device runs it);
+        a whole-model source's latency is not split by segment (0 here)."""
         profile = self.profile
         if not seg.precisions.issubset(profile.precisions):
             return 0.0, 0, False
+        if not self.latency.additive:
+            return 0.0, 0, True
         total, interpolated = 0.0, 0
         for op, key in zip(seg.ops, seg.keys):
-            ms, guessed = profile.lut.latency(op, key)
+            ms, guessed = self.latency.op_latency(op, key)
             total += ms
             interpolated += guessed
         return total, interpolated, True
@@ -150,9 +158,11 @@ def estimate(arch: Architecture, profile: DeviceProfile) -> CostEstimate:
     return estimator_for(profile).estimate(arch)
 
 
-def per_op_latency(arch: Architecture, profile: DeviceProfile) -> list[tuple[str, float, bool]]:
-    """(op key, latency ms, interpolated?) for each op — the per-layer breakdown an inspector shows."""
-    return [(op.key, *profile.lut.latency(op)) for op in arch.ops]
+def per_op_latency(arch: Architecture, profile: DeviceProfile) -> list[tuple[str, float, bool]] | None:
+    """(op key, latency ms, interpolated?) for each op — the per-layer breakdown an inspector shows; None when
+    the profile's latency source has no per-op rows (a whole-model estimate)."""
+    rows = profile.latency.breakdown(arch.ops)
+    return None if rows is None else [(op.key, *row) for op, row in zip(arch.ops, rows)]
 
 
 def violations(cost: CostEstimate, profile: DeviceProfile, latency_budget_ms: float | None = None) -> dict[str, float]:

@@ -2,8 +2,9 @@
 where its number comes from (``measured``, ``modeled`` or ``imported``) and with what reference.
 
 Read streamed and bounded (a LUT is data someone may have sent you), written sorted (a re-profile gives a
-readable diff). A key the table lacks is computed by a modeled profile's latency model or interpolated
-from the table's own rows (non-negative least squares on MACs and bytes).
+readable diff). A key the table lacks is interpolated from the table's own rows (non-negative least squares
+on MACs and bytes, per op kind and precision, falling back to one fit per precision) — or, by a modeled
+profile's source, computed from its latency model (:mod:`workbench.hardware.latency`).
 """
 from __future__ import annotations
 
@@ -44,16 +45,12 @@ class LutEntry:
 
 @dataclass
 class LatencyLUT:
-    """Op key → latency, plus the fitted interpolation model for keys it lacks.
-
-    ``model``: on a modeled profile (its LUT generated from ``latency_model.yaml``), the
-    :class:`~workbench.hardware.latency_model.ModeledLatency` that computes a missing op exactly from the same
-    constants — such an op is not interpolated. Measured LUTs have none and interpolate."""
+    """Op key → latency, plus the fitted interpolation model for keys it lacks (the per-op sources of
+    :mod:`workbench.hardware.latency` decide when to use it)."""
 
     path: str
     entries: dict[str, LutEntry]
     mean_ms: dict[str, float] = field(init=False)
-    model: object = None
 
     def __post_init__(self):
         self.mean_ms = {k: e.mean_ms for k, e in self.entries.items()}
@@ -81,14 +78,6 @@ class LatencyLUT:
         if coef is None:
             raise WorkbenchError(f"no {op.precision} entries to interpolate {op.key}", where=self.path)
         return float(coef[0] * op.macs + coef[1] * op.io_bytes + coef[2])
-
-    def latency(self, op: Op, key: str | None = None) -> tuple[float, bool]:
-        """(ms, interpolated?) of one op: its entry; else, on a modeled profile, its latency model's
-        value (exact, not interpolated); else the fitted interpolation."""
-        ms = self.mean_ms.get(op.key if key is None else key)
-        if ms is None and self.model is not None:
-            ms = self.model.ms(op)
-        return (ms, False) if ms is not None else (self.predict(op), True)
 
     def precisions(self) -> set[str]:
         return {e.prec for e in self.entries.values()}

@@ -1,18 +1,12 @@
-"""Device profiles and their latency lookup tables (LUTs), stored as data in ``hw_profiles/<name>/``.
+"""Device profiles, stored as data in ``hw_profiles/<name>/``.
 
 ``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what lies
-outside the runtime's arena and code, supported precisions) and a ``memory:`` section describing the
+outside the runtime's arena and code, supported precisions), a ``memory:`` section describing the
 runtime build for the TFLite Micro memory model (:func:`workbench.hardware.memory.parse_runtime`; without it,
-the per-layer rule with ``per_layer_flash_bytes``); ``lut.csv`` holds one row per
-fused-op configuration: its key (see :attr:`workbench.model.ops.Op.key`), features used for
-interpolation (MACs, bytes moved), latency mean/std/count in milliseconds, and where the number
-came from (``measured``, ``modeled`` or ``imported``) with a reference.
-
-Ops missing from a LUT are scored by a per-(op kind, precision) linear model fitted on the LUT's own
-entries (latency ~ a·MACs + b·bytes + c, non-negative least squares), falling back to one fit per
-precision; the estimate counts how many ops were interpolated. A *modeled* profile (every LUT row
-``modeled``, ``latency_model:`` named) computes a missing op from its latency model instead — exactly
-what its LUT row would hold — and does not count it as interpolated.
+the per-layer rule with ``per_layer_flash_bytes``), and where its latency comes from: a
+:class:`~workbench.hardware.latency.LatencySource` of the kind ``latency_source:`` names or its fields imply
+(:mod:`workbench.hardware.latency`; the shipped profiles: a per-op ``lut.csv``, measured or generated from
+``latency_model.yaml``). Everything that needs a latency asks ``profile.latency``.
 """
 from __future__ import annotations
 
@@ -23,9 +17,9 @@ from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.memo import BoundedMemo
-from workbench.hardware.latency_model import ModeledLatency, build_modeled_lut
+from workbench.hardware.latency import LatencySource, SourceContext, source_kind
+from workbench.hardware.latency_model import build_modeled_lut
 from workbench.hardware.locations import PROFILES_DIR
-from workbench.hardware.lut import LatencyLUT, load_lut
 from workbench.hardware.machine import warn_if_other_machine
 from workbench.hardware.memory import parse_runtime
 from workbench.model.ops import PRECISIONS
@@ -34,7 +28,6 @@ from workbench._infra.yamlio import Fields, load_yaml_mapping
 
 
 DEVICE_CLASSES = ("mcu", "cpu", "accelerator")
-OUTSIDE_FILES_ENV = "WORKBENCH_PROFILE_FILES_ANYWHERE"  # "1": a profile may name files outside its folder
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,7 @@ class DeviceProfile:
     reserved_flash_bytes: int
     per_layer_flash_bytes: int
     precisions: tuple[str, ...]
-    lut: LatencyLUT
+    latency: LatencySource | None  # None only while its files are being generated (parse_profile with_latency=False)
     per_inference_ms: float = 0.0  # fixed cost of one inference call (runtime dispatch), paid once per model
     memory: object = None  # workbench.hardware.memory.Runtime (the TFLM arena/flash model); None: the per-layer rule
     measured_on: dict | None = None  # host profiles: {cpu, cores, runtime} the LUT was measured on (workbench.hardware.machine)
@@ -67,10 +60,9 @@ class DeviceProfile:
         return self.flash_bytes - self.reserved_flash_bytes
 
     def one_line(self) -> str:
-        sources = sorted({e.source for e in self.lut.entries.values()})
         return (f"{self.name:<18} {self.device_class:<4} {self.runtime:<28} {self.clock_mhz:>6g} MHz  "
                 f"SRAM {_size(self.sram_bytes):>7}  flash {_size(self.flash_bytes):>7}  "
-                f"{'/'.join(self.precisions):<15} LUT {len(self.lut.entries)} ops ({'/'.join(sources)})")
+                f"{'/'.join(self.precisions):<15} {self.latency.summary()}")
 
 
 def _size(n_bytes: int) -> str:
@@ -87,8 +79,8 @@ def list_profiles() -> list[Path]:
 class ProfileCache:
     """Loaded profiles by path, each kept with a stamp of the files it was read from.
 
-    A profile is reused while the files it reads (``profile.yaml``, its LUT, a modeled profile's
-    ``latency_model.yaml``) keep their size, modification time and inode: editing one (by hand,
+    A profile is reused while the files it reads (``profile.yaml`` and its latency source's: the LUT, a
+    modeled profile's ``latency_model.yaml``) keep their size, modification time and inode: editing one (by hand,
     ``workbench calibrate``, ``model-lut``) and loading again — re-running a notebook cell — parses the
     new files. A file modified within :data:`RACY_SECONDS` of being read may
     change again within the file system's timestamp granularity without its stamp changing (the "racy"
@@ -122,12 +114,9 @@ class ProfileCache:
 
 
 def _stamp(profile: DeviceProfile) -> tuple | None:
-    """(size, mtime ns, inode) of every file the profile reads (profile.yaml, the LUT, and a modeled profile's
-    latency_model.yaml, which its LUT's :class:`~workbench.hardware.latency_model.ModeledLatency` reads); None when one
-    is gone."""
-    files = [profile.path, profile.lut.path]
-    if profile.lut.model is not None:
-        files.append(profile.lut.model.path)
+    """(size, mtime ns, inode) of every file the profile reads (profile.yaml and its latency source's files);
+    None when one is gone."""
+    files = [profile.path, *profile.latency.files()]
     try:
         return tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in map(os.stat, files))
     except OSError:
@@ -179,8 +168,9 @@ def profiles_with(*extra) -> dict[str, DeviceProfile]:
     return found
 
 
-def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DeviceProfile:
-    """Validate a profile.yaml; ``with_lut=False`` skips the LUT (used when generating it)."""
+def parse_profile(data: dict, path: Path, *, with_latency: bool = True) -> DeviceProfile:
+    """Validate a profile.yaml; ``with_latency=False`` checks its latency settings but reads none of the latency
+    source's files (the profile's ``latency`` is None): used while generating them."""
     f = Fields(data, str(path))
     name = f.str("name")
     description = f.str("description") if f.has("description") else ""
@@ -199,25 +189,19 @@ def parse_profile(data: dict, path: Path, *, with_lut: bool = True) -> DevicePro
     per_inference = f.number("per_inference_ms", 0.0, maximum=1e6)
     memory = parse_runtime(f.sub("memory"), runtime) if f.has("memory") else None
     precisions = f.str_choices("precisions", PRECISIONS)
-    lut_name = f.str("lut", "lut.csv")
-    lut_path = profile_file(path, lut_name, "lut")
-    model_path = None
-    if f.has("latency_model"):  # documented constants of a modeled LUT, read by workbench.hardware.latency_model
-        model_path = profile_file(path, f.str("latency_model"), "latency_model")
+    kind = source_kind(f)
+    latency_settings = kind.read(f, path)
     measured_on = _measured_on(f.sub("measured_on")) if f.has("measured_on") else None
     f.reject_unknown()
-    if not with_lut:
-        return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                             res_flash, per_layer, precisions, LatencyLUT(str(lut_path), {}),
-                             per_inference, memory, measured_on)
-    lut = load_lut(lut_path)
-    if model_path is not None and lut.entries and all(e.source == "modeled" for e in lut.entries.values()):
-        lut.model = ModeledLatency(model_path, clock)
-    missing = set(precisions) - lut.precisions()
-    if missing:
-        raise WorkbenchError(f"precisions: {sorted(missing)} listed but {lut_name} has no entries for them", where=str(path))
+    latency = None
+    if with_latency:
+        latency = kind.load(latency_settings, SourceContext(name, path, clock, precisions, per_inference, measured_on))
+        missing = set(precisions) - latency.precisions()
+        if missing:
+            raise WorkbenchError(f"precisions: {sorted(missing)} listed but {latency.label} has no entries for them",
+                                 where=str(path))
     return DeviceProfile(name, str(path), description, device_class, runtime, clock, sram, flash, res_sram,
-                         res_flash, per_layer, precisions, lut, per_inference, memory, measured_on)
+                         res_flash, per_layer, precisions, latency, per_inference, memory, measured_on)
 
 
 def _measured_on(f: Fields) -> dict:
@@ -228,31 +212,9 @@ def _measured_on(f: Fields) -> dict:
     return facts
 
 
-def profile_file(profile_yaml: Path, name: str, field: str) -> Path:
-    """A file that ``profile.yaml`` names (``lut:``, ``latency_model:``), kept inside the profile's folder.
-
-    A profile is data someone may have sent you: it must not make the workbench open (and judge,
-    and quote) ``/etc/passwd`` or ``../../secrets``. Absolute paths, ``..`` and symbolic links that
-    lead out of the folder are refused unless the environment variable
-    ``WORKBENCH_PROFILE_FILES_ANYWHERE=1`` says otherwise.
-    """
-    folder = profile_yaml.parent
-    candidate = folder / name
-    if os.environ.get(OUTSIDE_FILES_ENV) == "1":
-        return candidate
-    try:
-        inside = candidate.resolve().is_relative_to(folder.resolve())
-    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unrepresentable name
-        inside = False
-    if not inside:
-        raise WorkbenchError(f"{field}: {name[:120]!r} leads outside the profile folder {folder} (refused; set "
-                             f"{OUTSIDE_FILES_ENV}=1 to allow files elsewhere)", where=str(profile_yaml))
-    return candidate
-
-
 def model_profile(profile_dir: Path, spaces=None) -> tuple[Path, int]:
     """Regenerate a modeled profile's LUT for every op the (shipped) spaces can produce."""
     profile_path = Path(profile_dir) / "profile.yaml"
-    profile = parse_profile(load_yaml_mapping(profile_path), profile_path, with_lut=False)
+    profile = parse_profile(load_yaml_mapping(profile_path), profile_path, with_latency=False)
     ops = enumerate_ops(spaces if spaces is not None else all_spaces(), profile.precisions)
     return build_modeled_lut(Path(profile_dir), ops, profile.clock_mhz, profile.precisions), len(ops)

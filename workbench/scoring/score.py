@@ -2,8 +2,8 @@
 
 The file (.tflite or .onnx, fp32 or int8; see :mod:`workbench.scoring.graph_import`) is lowered to the op
 vocabulary of :mod:`workbench.model.ops` the way a runtime fuses it, and the resulting op list is costed
-exactly like an architecture from a search space (:func:`workbench.hardware.cost.estimate`: LUT latency,
-peak SRAM, flash, MACs, params). Fusions recognised, in this order:
+exactly like an architecture from a search space (:func:`workbench.hardware.cost.estimate`: latency from the
+profile's source, peak SRAM, flash, MACs, params). Fusions recognised, in this order:
 
 * a residual block — conv, conv, add with the block input or a 1x1 conv of it (+ ReLU) → ``resblock``;
 * 1x1 conv → depthwise conv → 1x1 conv [→ add with the block input] → ``mbconv`` (expanded);
@@ -111,8 +111,8 @@ def score(path: str | Path, device: str | DeviceProfile | list = "all") -> Model
     for profile in profiles:
         cost = estimate(model, profile)
         costs[profile.name] = cost
-        per_op[profile.name] = ([profile.lut.latency(op) for op in model.ops] if cost.supported
-                                else [(None, False)] * len(model.ops))
+        rows = profile.latency.breakdown(model.ops) if cost.supported else None  # None: no per-op figure
+        per_op[profile.name] = rows if rows is not None else [(None, False)] * len(model.ops)
         trust[profile.name] = statements(profile, precisions_of([model]))
     return ModelScore(model, costs, per_op, trust)
 

@@ -13,7 +13,7 @@ architecture → costs, constraints, evaluation → values; benchmarks call it),
 :class:`Search` runner: storage, workers, tally, heartbeats, listeners), :mod:`.counting` (what
 ``--trials`` counts) and :mod:`.progress` (what listeners receive).
 """
-from workbench.search.config import QUICKSTART, SearchConfig, check_lut_coverage, default, parse_objectives
+from workbench.search.config import QUICKSTART, SearchConfig, check_latency_coverage, default, parse_objectives
 from workbench.search.counting import completed_trials, is_trained, trained_trials
 from workbench.model.evaluators import EVALUATORS
 from workbench.search.progress import TrialOutcome, print_progress
@@ -21,6 +21,6 @@ from workbench.search.runner import MAX_UNTRAINED_STREAK, Search, SearchExhauste
 from workbench.search.samplers import SAMPLERS, Sampler, SamplerContext, make_sampler, register_sampler
 
 __all__ = ["EVALUATORS", "MAX_UNTRAINED_STREAK", "QUICKSTART", "SAMPLERS", "Sampler", "SamplerContext", "Search",
-           "SearchConfig", "SearchExhausted", "SearchResult", "TrialOutcome", "check_lut_coverage", "completed_trials",
-           "default", "is_trained", "make_sampler", "parse_objectives", "print_progress", "register_sampler",
-           "trained_trials"]
+           "SearchConfig", "SearchExhausted", "SearchResult", "TrialOutcome", "check_latency_coverage",
+           "completed_trials", "default", "is_trained", "make_sampler", "parse_objectives", "print_progress",
+           "register_sampler", "trained_trials"]

@@ -82,7 +82,7 @@ class SearchConfig:
             options["objectives"] = tuple(options["objectives"])
         config = cls(space, device, dataset, study_name if study_name is not None else f"{space.name}-{device.name}",
                      tuple(profiles_with(device).values()), source, notes, **options)
-        check_lut_coverage(space, config.profiles)
+        check_latency_coverage(space, config.profiles)
         return config
 
     # ---------------------------------------------------------------- stored form
@@ -121,25 +121,12 @@ class SearchConfig:
         return {key: attrs[key] for key in COMPARED}
 
 
-def check_lut_coverage(space: SearchSpace, profiles: Sequence[DeviceProfile]) -> None:
-    """Every op the space can produce at a precision a profile runs must have a latency in its LUT: an
-    entry, or an interpolation fitted on at least 3 entries of that precision. Checked before the study
-    is touched, so a profile that cannot cost the space never adds a failed trial."""
-    from workbench.model.space import enumerate_ops
-
+def check_latency_coverage(space: SearchSpace, profiles: Sequence[DeviceProfile]) -> None:
+    """Every op the space can produce at a precision a profile runs must have a latency from its source
+    (:meth:`~workbench.hardware.latency.LatencySource.check_covers`). Checked before the study is touched, so a
+    profile that cannot cost the space never adds a failed trial."""
     for profile in profiles:
-        counts: dict[str, int] = {}
-        for entry in profile.lut.entries.values():
-            counts[entry.prec] = counts.get(entry.prec, 0) + 1
-        thin = [p for p in profile.precisions if counts.get(p, 0) < 3]
-        if not thin:
-            continue
-        for op in enumerate_ops([space], thin):
-            if op.key not in profile.lut.mean_ms:
-                raise WorkbenchError(f"device {profile.name}: its LUT has {counts.get(op.precision, 0)} "
-                                     f"{op.precision} entries, too few to interpolate {op.key} (which space "
-                                     f"{space.name!r} can produce); add entries (3 or more per precision) or "
-                                     f"remove {op.precision} from its precisions", where=profile.lut.path)
+        profile.latency.check_covers(space)
 
 
 COMPARED = ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator")

@@ -210,7 +210,7 @@ class Search:
             content = differences(stored, mine, saved_space_text=saved.get("space_yaml", ""),
                                   space_text=self.space.text,
                                   space_where=f"space file {self.space.path or self.space.name}",
-                                  device_name=self.device.name, data_name=self.data_source or self.data.name)
+                                  device=self.device, data_name=self.data_source or self.data.name)
         if not renamed and not content:
             return
         parts = [f"{key}={saved[key]!r}, not {settings[key]!r}" for key in renamed]

@@ -6,7 +6,8 @@ be accepted into an existing study. A study stores, next to the names:
 
 - ``space``: the SHA-256 of the space's YAML text (the text itself is stored too, for workers);
 - ``device``: the profile's limits (memory, reserved shares, memory model, clock, per-inference cost,
-  precisions: every field but its name, path and description) and the SHA-256 of its LUT's entries;
+  precisions: every field but its name, path and description) and its latency source's own fingerprint
+  (a LUT's: the SHA-256 of its entries and their count);
 - ``data``: the samples' shape, the class count, the split sizes and the SHA-256 of the arrays.
 
 :func:`differences` names what changed, in words a person can act on.
@@ -20,7 +21,7 @@ import json
 import numpy as np
 
 FINGERPRINT_ATTR = "fingerprint"
-_NOT_LIMITS = ("name", "path", "description", "lut")
+_NOT_LIMITS = ("name", "path", "description", "latency")
 
 
 def _sha(data: bytes) -> str:
@@ -33,10 +34,10 @@ def space_fingerprint(space) -> dict:
 
 def device_fingerprint(profile) -> dict:
     """Every field of the profile that decides a trial's costs or feasibility (all but its name, path,
-    description and LUT object, whose entries are hashed instead), as JSON values."""
+    description and latency source, which fingerprints itself), as JSON values."""
     limits = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile) if f.name not in _NOT_LIMITS}
     limits = json.loads(json.dumps(limits, default=repr))
-    return {"limits": limits, "lut_sha256": profile.lut.entries_sha256, "lut_entries": len(profile.lut.entries)}
+    return {"limits": limits, **profile.latency.fingerprint()}
 
 
 def data_fingerprint(dataset) -> dict:
@@ -53,14 +54,15 @@ def fingerprint(space, device, dataset) -> dict:
     return {"space": space_fingerprint(space), "device": device_fingerprint(device), "data": data_fingerprint(dataset)}
 
 
-def differences(saved: dict, mine: dict, *, saved_space_text: str = "", space_text: str = "",
-                space_where: str = "the space", device_name: str = "the device", data_name: str = "the data") -> list[str]:
-    """Human-readable differences between a stored fingerprint and the current one (empty: same content)."""
+def differences(saved: dict, mine: dict, *, device, saved_space_text: str = "", space_text: str = "",
+                space_where: str = "the space", data_name: str = "the data") -> list[str]:
+    """Human-readable differences between a stored fingerprint and the current one (empty: same content);
+    ``device``: the profile ``mine`` was taken from (its latency source words what changed in it)."""
     out = []
     if saved.get("space") != mine["space"]:
         out.append(f"{space_where} differs from the space stored with the study"
                    f"{_first_difference(saved_space_text, space_text)}")
-    out += _device_differences(saved.get("device"), mine["device"], device_name)
+    out += _device_differences(saved.get("device"), mine["device"], device)
     out += _data_differences(saved.get("data"), mine["data"], data_name)
     return out
 
@@ -75,15 +77,14 @@ def _first_difference(old: str, new: str) -> str:
     return f" ({abs(diff)} line(s) {'added' if diff > 0 else 'removed'} at the end)" if diff else ""
 
 
-def _device_differences(saved: dict | None, mine: dict, name: str) -> list[str]:
+def _device_differences(saved: dict | None, mine: dict, device) -> list[str]:
     if saved is None or saved == mine:
         return []
-    out = [f"device {name}: {key} is {_short(saved['limits'].get(key))} in the study, {_short(value)} now"
+    out = [f"device {device.name}: {key} is {_short(saved['limits'].get(key))} in the study, {_short(value)} now"
            for key, value in mine["limits"].items() if saved["limits"].get(key) != value]
-    if saved.get("lut_sha256") != mine["lut_sha256"]:
-        out.append(f"device {name}: its latency LUT differs from the study's ({saved.get('lut_entries')} entries "
-                   f"then, {mine['lut_entries']} now, content hash {saved.get('lut_sha256', '')[:12]} vs "
-                   f"{mine['lut_sha256'][:12]})")
+    saved_latency = {key: value for key, value in saved.items() if key != "limits"}
+    if saved_latency != {key: value for key, value in mine.items() if key != "limits"}:
+        out.append(f"device {device.name}: {device.latency.describe_change(saved_latency)}")
     return out
 
 

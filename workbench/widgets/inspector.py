@@ -33,8 +33,11 @@ def layer_table(record: TrialRecord, profile: DeviceProfile) -> str:
     """Per fused op: kind, stage, shapes, kernel/stride, bits, MACs, params and latency on ``profile``."""
     try:
         latencies = per_op_latency(record.arch, profile)
+        why_none = (f"{esc(profile.name)}'s latency is a whole-model figure "
+                    f"({esc(profile.latency.summary())}): no per-op breakdown")
     except WorkbenchError:
         latencies = None  # the device does not run this precision: no latency to break down
+        why_none = f"{esc(profile.name)} does not run {esc(record.arch.precision)}"
     longest = max((ms for _, ms, _ in latencies), default=0.0) if latencies else 0.0
     rows = []
     for i, op in enumerate(record.arch.ops):
@@ -55,7 +58,7 @@ def layer_table(record: TrialRecord, profile: DeviceProfile) -> str:
         note = (f"<div style='font-size:11px;color:#666'>ops {total:.3f} ms + runtime overhead {overhead:.3f} ms; "
                 "* not in the device's LUT: interpolated</div>")
     else:
-        note = f"<div style='color:#a00'>{esc(profile.name)} does not run {esc(record.arch.precision)}</div>"
+        note = f"<div style='color:#a00'>{why_none}</div>"
     return f"<table class='wb-layers' style='font-size:12px'>{head}{''.join(rows)}</table>{note}"
 
 
