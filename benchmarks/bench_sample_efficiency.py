@@ -36,7 +36,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from workbench.study.front import hypervolume_2d
+from workbench.study.compare import AXES
+from workbench.study.objectives import hypervolume
 from workbench._infra.process_settings import torch_threads
 from workbench.search import SearchConfig, is_trained, make_sampler
 from workbench.search.objective import evaluate, objective
@@ -135,7 +136,7 @@ def table(records: list[dict]) -> None:
         lo, hi, slowest = min(p[0] for p in every), max(p[0] for p in every), max(p[1] for p in every)
 
         def hv(points):
-            return hypervolume_2d([((v - lo) / (hi - lo), lat / slowest) for v, lat in points], (0.0, 1.0))
+            return hypervolume([((v - lo) / (hi - lo), lat / slowest) for v, lat in points], (0.0, 1.0), AXES)
 
         by_seed = {}
         for r in runs:

@@ -18,7 +18,8 @@ import time
 
 import optuna
 
-from workbench.study.front import hypervolume_2d
+from workbench.study.compare import AXES
+from workbench.study.objectives import hypervolume
 from workbench.search import EVALUATORS, SearchConfig, make_sampler
 from workbench.search.objective import evaluate, objective
 
@@ -58,7 +59,7 @@ def main():
     hi_l = max(p[1] for p in every)
 
     def hv(run):  # normalise: score to [0, 1] above the worst seen, latency as a fraction of the worst
-        return hypervolume_2d([((s - lo_s) / (hi_s - lo_s), lat / hi_l) for s, lat in run], (0.0, 1.0))
+        return hypervolume([((s - lo_s) / (hi_s - lo_s), lat / hi_l) for s, lat in run], (0.0, 1.0), AXES)
 
     print(f"space={space.name} device={device.name} trials={args.trials} seeds={args.seeds} "
           f"budget={args.latency_budget} ms  objective: {args.proxy} (max) vs LUT latency (min)  "

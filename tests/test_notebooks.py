@@ -220,12 +220,12 @@ def test_two_exports_of_two_trials_leave_two_manifests(small_study, tmp_path):
 def test_comparison_ranks_fronts_on_one_normalised_scale():
     """Hand-made fronts: in raw accuracy × ms the slow device's front wins by its scale; against one
     reference (the 20 ms budget) and normalised, the front that is better where it matters wins."""
-    from workbench.study.compare import normalised_hypervolume, reference_for, verdict, where_better
-    from workbench.study.front import hypervolume_2d
+    from workbench.study.compare import AXES, normalised_hypervolume, reference_for, verdict, where_better
+    from workbench.study.objectives import hypervolume
 
     fast = [(0.80, 1.0), (0.90, 4.0), (0.94, 10.0)]   # a quick device's front
     slow = [(0.85, 12.0), (0.95, 18.0), (0.97, 60.0)]  # a slow device's, one point over the budget
-    raw = {name: hypervolume_2d(pts, (0.0, 1.1 * max(lat for _, lat in pts))) for name, pts in
+    raw = {name: hypervolume(pts, (0.0, 1.1 * max(lat for _, lat in pts)), AXES) for name, pts in
            (("fast", fast), ("slow", slow))}
     assert raw["slow"] > raw["fast"]  # what a per-plot reference in ms crowned
     ref = reference_for([fast, slow], budget_ms=20.0)

@@ -8,7 +8,8 @@ import yaml
 
 from workbench import WorkbenchError
 from workbench.hardware.cost import estimate, violations
-from workbench.study.front import hypervolume_2d
+from workbench.study.compare import AXES
+from workbench.study.objectives import hypervolume
 from workbench.search.ranking import CHOICE_ATTR, expected_hv_gain, front_steps
 from workbench.search import Search, SearchConfig, make_sampler
 from workbench.search.objective import Evaluation, objective
@@ -103,12 +104,12 @@ def test_expected_hypervolume_gain_matches_integrating_the_hypervolume():
     mean, std, latency = np.array([0.85, 0.97, 0.7, 0.99]), np.array([0.05, 0.02, 0.1, 0.03]), np.array(
         [3.0, 7.0, 1.0, 12.5])
     gain = expected_hv_gain(mean, std, latency, front_steps(front, ref), ref)
-    base = hypervolume_2d(front, ref)
+    base = hypervolume(front, ref, AXES)
     quantiles = (np.arange(4000) + 0.5) / 4000
     from scipy.stats import norm
 
     for i in range(len(mean)):  # E[HV(front + point) - HV(front)] over the objective's normal distribution
         values = mean[i] + std[i] * norm.ppf(quantiles)
-        expected = np.mean([hypervolume_2d(front + [(v, latency[i])], ref) - base for v in values])
+        expected = np.mean([hypervolume(front + [(v, latency[i])], ref, AXES) - base for v in values])
         assert gain[i] == pytest.approx(expected, rel=2e-3, abs=1e-6)
     assert gain[3] == 0.0  # over the reference latency: nothing to gain

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from workbench import WorkbenchError, load_profile
-from workbench.study.front import hypervolume_2d, load_records, pareto_front
+from workbench.study.front import load_records, pareto_front
 from workbench.hardware.profiles import list_profiles
 from workbench.search import Search
 from workbench.model.train import TrainResult
@@ -208,12 +208,6 @@ def test_front_can_be_recomputed_for_any_device(tmp_path, fake_training):
                     continue
                 la, lb = a.value("latency", profile), b.value("latency", profile)
                 assert not (b.accuracy >= a.accuracy and lb <= la and (b.accuracy > a.accuracy or lb < la))
-
-
-def test_hypervolume_2d():
-    # two points: (acc 0.9, 10 ms) and (acc 0.5, 2 ms), reference (0, 20)
-    assert hypervolume_2d([(0.9, 10.0), (0.5, 2.0)], (0.0, 20.0)) == pytest.approx(0.9 * 10 + 0.5 * 8)
-    assert hypervolume_2d([(0.9, 10.0), (0.8, 12.0)], (0.0, 20.0)) == pytest.approx(0.9 * 10)
 
 
 def test_a_repeat_sampled_while_another_worker_trains_it_waits_for_that_result(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
 from workbench.model.evaluators import EVALUATORS
+from workbench.study.objectives import costs, objectives_help
 
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=default("seed"), help="sampler and training seed (default %(default)s)")
     p.add_argument("--latency-budget", type=float, default=None, metavar="MS", help="reject slower candidates")
     p.add_argument("--objectives", default=",".join(default("objectives")),
-                   help="accuracy,latency plus optional sram and/or flash (default %(default)s)")
+                   help=f"{objectives_help()} (default %(default)s)")
     p.add_argument("--epochs", type=int, default=default("epochs"), help="training epochs per trial (default %(default)s)")
     p.add_argument("--population", type=int, default=default("population"), help="NSGA-II population / TPE "
                    "start-up trials (TPE: at most 10; default %(default)s)")
@@ -475,9 +476,12 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(_machine_rounded(rows))
         return out.getvalue().rstrip("\n")
-    columns = ["trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs", "precision", "architecture"]
-    headers = ["trial", "accuracy", "latency ms", "SRAM KB", "flash KB", "MACs", "prec", "architecture"]
-    cells = [[_accuracy_cell(row) if c == "accuracy" else _cell(c, row[c]) for c in columns] for row in rows]
+    shown = [o for o in costs() if o.column in rows[0]]
+    columns = ["trial", "accuracy", *(o.column for o in shown), "macs", "precision", "architecture"]
+    headers = ["trial", "accuracy", *(o.header for o in shown), "MACs", "prec", "architecture"]
+    formats = {**_CELL_FORMATS, **{o.column: f"{{:.{o.digits}f}}" for o in shown}}
+    cells = [[_accuracy_cell(row) if c == "accuracy" else formats.get(c, "{}").format(row[c]) for c in columns]
+             for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) if i == len(headers) - 1 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for c in cells:
@@ -486,12 +490,13 @@ def format_rows(rows: list[dict], fmt: str) -> str:
 
 
 def _machine_rounded(rows: list[dict]) -> list[dict]:
-    """csv/json rows with the latency to 0.1 us (the table rounds it to 1 us itself: one rounding each)."""
-    return [{**row, "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 4)} for row in rows]
+    """csv/json rows with each objective to its ``machine_digits`` (latency to 0.1 us; the table rounds to its
+    own digits: one rounding each)."""
+    return [{**row, **{o.column: None if row[o.column] is None else round(row[o.column], o.machine_digits)
+                       for o in costs() if o.column in row}} for row in rows]
 
 
-_CELL_FORMATS = {"accuracy": "{:.4f}", "latency_ms": "{:.3f}", "peak_sram_kb": "{:.1f}", "flash_kb": "{:.1f}",
-                 "macs": "{:,}"}
+_CELL_FORMATS = {"macs": "{:,}"}  # the columns that are not objectives (those print with their own digits)
 
 
 def _accuracy_cell(row: dict) -> str:
@@ -500,10 +505,6 @@ def _accuracy_cell(row: dict) -> str:
     if row.get("accuracy_std") is None:
         return f"{mean:.4f}"
     return f"{mean:.4f} ± {row['accuracy_std']:.4f} (n={row['n']})"
-
-
-def _cell(column: str, value) -> str:
-    return _CELL_FORMATS.get(column, "{}").format(value)
 
 
 def cmd_spaces(args) -> int:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from workbench._infra.errors import WorkbenchError
-from workbench.study.front import OBJECTIVES
 from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
 from workbench.model.space import SearchSpace, load_space, space_from_text
 from workbench.storages.storage import check_study_name
+from workbench.study.objectives import check_objectives
 from workbench.study.schema import StudySettings
 from workbench.model.evaluators import EVALUATORS
 from workbench.search.samplers import SAMPLERS, SamplerContext
@@ -47,9 +47,7 @@ class SearchConfig:
     def __post_init__(self):
         if not isinstance(self.objectives, tuple):
             raise TypeError("SearchConfig.objectives must be a tuple (SearchConfig.load converts a list)")
-        if self.objectives[:2] != ("accuracy", "latency") or not set(self.objectives) <= set(OBJECTIVES):
-            raise WorkbenchError(f"--objectives: must start with accuracy,latency and add only sram/flash; "
-                                 f"got {','.join(map(str, self.objectives))}")
+        check_objectives(self.objectives)
         check_study_name(self.study_name)
         SAMPLERS.check(self.sampler)
         EVALUATORS.check(self.evaluator)

@@ -16,8 +16,8 @@ import optuna
 
 from workbench.model.arch import Architecture
 from workbench.hardware.cost import CostEstimate, estimate, violations
-from workbench.study.front import OBJECTIVES
 from workbench.model.space import TrialSuggester
+from workbench.study.objectives import OBJECTIVES
 from workbench.study.schema import Keys, arch_key
 from workbench._infra.registry import resolve
 from workbench.model.evaluators import EVALUATORS
@@ -135,11 +135,8 @@ def objective_values(objectives, metric: float | None, prediction: dict) -> tupl
     """The values told to Optuna, in the order of ``objectives``. An infeasible candidate (``metric`` None)
     has no measured quality: Optuna still needs a number, so it gets the worst accuracy, 0.0 — its
     constraints mark it infeasible, which is what samplers and Optuna's plots go by (never by that value)."""
-    out = []
-    for objective in objectives:
-        field = OBJECTIVES[objective][0]
-        out.append((0.0 if metric is None else float(metric)) if field is None else float(prediction[field]))
-    return tuple(out)
+    quality = 0.0 if metric is None else float(metric)
+    return tuple(float(OBJECTIVES[name].value(prediction, quality)) for name in objectives)
 
 
 def objective(trial: optuna.Trial, config, evaluator: Callable[[Architecture, object, int], Evaluation] = evaluate

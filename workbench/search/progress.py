@@ -4,20 +4,22 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from workbench.study.objectives import OBJECTIVES
+
 
 @dataclass
 class TrialOutcome:
     """One finished trial. ``done``/``total``: trained trials of the study (all workers') and its target;
     ``counted`` is False for a candidate that was not trained — infeasible (``rejected``) or a repeat of
-    an architecture the study already trained (``duplicate_of``) — which leaves ``done`` where it was."""
+    an architecture the study already trained (``duplicate_of``) — which leaves ``done`` where it was.
+    ``costs``: each cost objective's value on the target in stored units (objective name → value; None where
+    the target cannot run the candidate), printed in registry order."""
 
     number: int
     done: int
     total: int
     accuracy: float | None  # a duplicate: the original's (mean) value, told to the sampler
-    latency_ms: float | None
-    peak_sram_kb: float
-    flash_kb: float
+    costs: dict[str, float | None]
     rejected: tuple[str, ...]
     seconds: float
     summary: str
@@ -28,8 +30,7 @@ class TrialOutcome:
     def line(self, pad: int = 0) -> str:
         """The trial in one line: costs on the target, accuracy or why it was not trained, the architecture
         (``pad`` right-aligns the trial number, for columns in a terminal)."""
-        lat = "       —" if self.latency_ms is None else f"{self.latency_ms:8.3f}"
-        costs = f"lat {lat} ms  sram {self.peak_sram_kb:7.1f} KB  flash {self.flash_kb:7.1f} KB"
+        costs = "  ".join(OBJECTIVES[name].cell(value) for name, value in self.costs.items())
         if self.rejected:
             verdict = f"rejected before training ({', '.join(self.rejected)})"
         elif self.duplicate_of is not None:

@@ -21,7 +21,8 @@ from optuna.trial import TrialState
 
 from workbench._infra.errors import WorkbenchError
 from workbench.study.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
-from workbench.study.front import OBJECTIVES, TrialRecord
+from workbench.study.front import TrialRecord
+from workbench.study.objectives import OBJECTIVES, costs
 from workbench._infra.notices import WorkbenchNotice, notify
 from workbench._infra.processes import acknowledge, shielded
 from workbench.hardware.profiles import DeviceProfile
@@ -177,7 +178,7 @@ class Search:
     def _create(self, storage) -> optuna.Study:
         """A new study with its settings and fingerprint; when another process created it a moment
         earlier, join that one instead (after the same compatibility check)."""
-        directions = [OBJECTIVES[o][1] for o in self.objectives]
+        directions = [OBJECTIVES[o].direction for o in self.objectives]
         try:
             study = optuna.create_study(study_name=self.study_name, storage=storage, directions=directions)
         except optuna.exceptions.DuplicatedStudyError:
@@ -187,7 +188,7 @@ class Search:
             return study
         with warnings.catch_warnings():  # "set_metric_names is experimental" (since Optuna 3.2)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([metric_name(o) for o in self.objectives])  # axis titles in plots, dashboard
+            study.set_metric_names([OBJECTIVES[o].metric_name for o in self.objectives])  # axis titles in plots, dashboard
         for key, value in self.config.to_settings().to_attrs().items():
             study.set_user_attr(key, value)
         study.set_user_attr(FINGERPRINT_ATTR, self._fingerprint())  # last: marks the definition complete
@@ -435,18 +436,12 @@ class Search:
         """``done``: trained trials of the study (all workers'), counted under the tally lock for a trained
         trial, so workers sharing the study print one sequence that ends at n/n."""
         pred = judged.assessment.prediction
-        outcome = TrialOutcome(number, done, target, judged.metric, pred["latency_ms"],
-                               pred["peak_sram_bytes"] / 1024, pred["flash_bytes"] / 1024, judged.assessment.rejected,
+        outcome = TrialOutcome(number, done, target, judged.metric, {o.name: o.value(pred) for o in costs(pred)},
+                               judged.assessment.rejected,
                                judged.seconds, judged.assessment.arch.summary(),
                                objective.metric_label(self.evaluator), counted, judged.duplicate_of)
         for listener in self.listeners:
             listener(outcome)
-
-
-def metric_name(objective_name: str) -> str:
-    """An objective as Optuna's plots and optuna-dashboard label it (``accuracy``, ``latency_ms``, …)."""
-    field_name = OBJECTIVES[objective_name][0]
-    return objective_name if field_name is None else field_name
 
 
 def _wait_for_definition(study: optuna.Study, storage_url: str) -> dict:

@@ -1,10 +1,12 @@
-"""A stored study read back: its schema (attribute keys, settings), Pareto fronts for any device without
-retraining, noise-aware repeats, front comparisons, and the fingerprint that keeps resumes honest.
+"""A stored study read back: what it can optimise (the objectives registry), its schema (attribute keys,
+settings), Pareto fronts for any device without retraining, noise-aware repeats, front comparisons, and the
+fingerprint that keeps resumes honest.
 
 Floor 4: reads what :mod:`workbench.search` wrote, through :mod:`workbench.storages`; costs with
 :mod:`workbench.hardware`.
 """
+from workbench.study.objectives import OBJECTIVES, Objective
 from workbench.study.schema import Keys, StudySettings, arch_key
 from workbench.study.stored import StoredStudy
 
-__all__ = ["Keys", "StoredStudy", "StudySettings", "arch_key"]
+__all__ = ["Keys", "OBJECTIVES", "Objective", "StoredStudy", "StudySettings", "arch_key"]

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from workbench.study.front import TrialRecord, hypervolume_2d
+from workbench.study.front import TrialRecord
+from workbench.study.objectives import ACCURACY, LATENCY, hypervolume
 from workbench.hardware.profiles import DeviceProfile
 
+AXES = (ACCURACY.name, LATENCY.name)  # the objectives every compared front is drawn and measured in
 Point = tuple[float, float]  # (accuracy, latency ms)
 
 
@@ -41,7 +43,7 @@ def reference_for(fronts: Sequence[Sequence[Point]], budget_ms: float | None = N
 
 def normalised_hypervolume(points: Sequence[Point], reference: Reference) -> float:
     """Fraction (0..1) of the reference box that the front dominates."""
-    area = hypervolume_2d(points, (reference.accuracy, reference.latency_ms))
+    area = hypervolume(points, (reference.accuracy, reference.latency_ms), AXES)
     return area / reference.box if reference.box > 0 else 0.0
 
 

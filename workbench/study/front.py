@@ -25,15 +25,8 @@ import optuna
 from workbench.model.arch import Architecture
 from workbench.hardware.cost import estimate, violations
 from workbench.hardware.profiles import DeviceProfile, load_profile
+from workbench.study.objectives import OBJECTIVES, costs
 from workbench.study.schema import Keys, arch_key, stored_repeats
-
-# objective name → (prediction field or None for accuracy, direction, label)
-OBJECTIVES = {
-    "accuracy": (None, "maximize", "accuracy"),
-    "latency": ("latency_ms", "minimize", "latency ms"),
-    "sram": ("peak_sram_bytes", "minimize", "peak SRAM KB"),
-    "flash": ("flash_bytes", "minimize", "flash KB"),
-}
 
 
 @dataclass(frozen=True)
@@ -107,8 +100,9 @@ class TrialRecord:
         return problems
 
     def value(self, objective: str, profile: DeviceProfile) -> float:
-        field = OBJECTIVES[objective][0]
-        return self.accuracy if field is None else self.prediction(profile)[field]
+        """The value of ``objective`` (a registered name) on ``profile``, in stored units."""
+        entry = OBJECTIVES[objective]
+        return self.accuracy if entry.quality else entry.value(self.prediction(profile))
 
 
 def _kernel_words(kind: str) -> str:
@@ -216,7 +210,7 @@ def best_of(front: Sequence[TrialRecord], profile: DeviceProfile) -> TrialRecord
 
 
 def _as_minimised(record: TrialRecord, objectives, profile) -> tuple[float, ...]:
-    return tuple(-record.value(o, profile) if OBJECTIVES[o][1] == "maximize" else record.value(o, profile)
+    return tuple(-record.value(o, profile) if OBJECTIVES[o].maximised else record.value(o, profile)
                  for o in objectives)
 
 
@@ -224,22 +218,12 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
-def hypervolume_2d(points: Sequence[tuple[float, float]], reference: tuple[float, float]) -> float:
-    """Area dominated by (maximise x, minimise y) points up to ``reference`` = (min x, max y)."""
-    ref_x, ref_y = reference
-    pts = sorted((x, y) for x, y in points if x > ref_x and y < ref_y)
-    area, best_y = 0.0, ref_y
-    for x, y in reversed(pts):  # from the most accurate down
-        if y < best_y:
-            area += (x - ref_x) * (best_y - y)
-            best_y = y
-    return area
-
-
 def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dict]:
     """One plain dict per front point: what tables, CSV and JSON output print. ``accuracy`` is the numbered
     trial's own measurement; ``accuracy_mean``/``accuracy_std``/``n`` are over every measurement of its
-    architecture (the front is drawn from the mean; std is None for a single measurement)."""
+    architecture (the front is drawn from the mean; std is None for a single measurement). Every cost
+    objective the prediction carries has its column in shown units, unrounded: each output rounds it once
+    (``Objective.digits`` in tables, ``machine_digits`` in csv/json)."""
     rows = []
     for r in front:
         pred = r.prediction(profile)
@@ -250,9 +234,7 @@ def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dic
             "accuracy_mean": round(r.accuracy_mean, 4),
             "accuracy_std": None if std is None else round(std, 4),
             "n": r.n,
-            "latency_ms": pred["latency_ms"],  # rounded where printed: once, like the progress line
-            "peak_sram_kb": round(pred["peak_sram_bytes"] / 1024, 1),
-            "flash_kb": round(pred["flash_bytes"] / 1024, 1),
+            **{o.column: o.shown(pred) for o in costs(pred)},
             "macs": pred["macs"],
             "params": pred["params"],
             "interpolated_ops": pred["interpolated_ops"],

@@ -17,20 +17,12 @@ import optuna
 from workbench._infra.errors import WorkbenchError
 from workbench.study.front import TrialRecord, best_of, by_architecture
 from workbench.hardware.profiles import DeviceProfile, profiles_with
+from workbench.study.objectives import OBJECTIVES
 from workbench.study.schema import StudySettings
 from workbench.study.stored import StoredStudy
 from workbench.hardware.trust import precisions_of, trust_lines
 
-# axis metric → label. Objectives (accuracy, latency, sram, flash) are metrics of the same name; an axis
-# ``latency@<profile>`` pins latency to one profile whatever device is picked.
-METRICS = {
-    "accuracy": "accuracy",
-    "latency": "latency (ms)",
-    "sram": "peak SRAM (KB)",
-    "flash": "flash (KB)",
-    "macs": "MACs",
-    "params": "parameters",
-}
+COUNTS = {"macs": "MACs", "params": "parameters"}  # axes that are no objective: minimised, the same on every device
 COLORS = {"front": "#d62728", "feasible": "#1f77b4", "infeasible": "#b0b0b0", "rejected": "#7f7f7f",
           "selected": "#ff7f0e"}
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -123,46 +115,60 @@ def _str_or_none(value) -> str | None:
 
 # ---------------------------------------------------------------- metrics on axes
 
+def metrics() -> dict[str, str]:
+    """Axis metric → label: every registered objective under its own name and axis label (read now, so an
+    objective registered after this module was imported is there too), then the counts. An axis
+    ``latency@<profile>`` pins latency to one profile whatever device is picked."""
+    return {**{o.name: o.axis for o in OBJECTIVES.entries()}, **COUNTS}
+
+
 def axis_options(profiles) -> list[tuple[str, str]]:
     """Dropdown options: every metric on the picked device, plus latency on each named profile."""
-    options = [(label + " — picked device" if key in ("latency", "flash") else label, key)
-               for key, label in METRICS.items()]
+    options = [(label + " — picked device" if _per_device(key) else label, key) for key, label in metrics().items()]
     options += [(f"latency (ms) on {name}", f"latency@{name}") for name in profiles]
     return options
 
 
 def split_axis(axis: str) -> tuple[str, str | None]:
     metric, _, device = axis.partition("@")
-    if metric not in METRICS:
-        raise WorkbenchError(f"unknown axis {axis!r} (metrics: {', '.join(METRICS)}, or latency@<device>)")
+    if metric not in metrics():
+        raise WorkbenchError(f"unknown axis {axis!r} (metrics: {', '.join(metrics())}, or latency@<device>)")
     return metric, device or None
 
 
 def axis_title(axis: str, profile: DeviceProfile) -> str:
     metric, device = split_axis(axis)
     where = device or profile.name
-    return f"{METRICS[metric]} on {where}" if metric in ("latency", "flash") else METRICS[metric]
+    label = metrics()[metric]
+    return f"{label} on {where}" if _per_device(metric) else label
+
+
+def _per_device(metric: str) -> bool:
+    """The metric differs per device profile (an objective that says so; MACs and parameters do not)."""
+    return metric in OBJECTIVES and OBJECTIVES[metric].per_device
 
 
 def metric_value(record: TrialRecord, axis: str, profile: DeviceProfile, profiles: dict) -> float | None:
     """A record's value on an axis, read from its stored prediction (None: no accuracy / not runnable)."""
     metric, device = split_axis(axis)
-    if metric == "accuracy":
+    objective = OBJECTIVES[metric] if metric in OBJECTIVES else None
+    if objective is not None and objective.quality:
         return record.accuracy
     pred = record.prediction(profiles[device] if device else profile)
-    value = {"latency": pred["latency_ms"], "sram": pred["peak_sram_bytes"] / 1024,
-             "flash": pred["flash_bytes"] / 1024, "macs": pred["macs"], "params": pred["params"]}[metric]
+    value = pred[metric] if objective is None else objective.shown(pred)
     return None if value is None else float(value)
 
 
 def axis_unit(axis: str) -> str:
-    """The unit in an axis label (``latency (ms)`` → ``ms``; none for counts and accuracy)."""
-    found = re.search(r"\((\w+)\)", METRICS[split_axis(axis)[0]])
-    return found.group(1) if found else ""
+    """The unit of an axis (``ms``; none for counts and accuracy)."""
+    metric = split_axis(axis)[0]
+    return OBJECTIVES[metric].unit if metric in OBJECTIVES else ""
 
 
 def minimised(axis: str) -> bool:
-    return split_axis(axis)[0] != "accuracy"
+    """Lower is better on the axis: a minimised objective, or a count."""
+    metric = split_axis(axis)[0]
+    return metric not in OBJECTIVES or not OBJECTIVES[metric].maximised
 
 
 def hover_text(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: float | None = None) -> str:

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from workbench.study.compare import Reference, empty_reason, normalised_hypervolume, reference_for, verdict
+from workbench.study.compare import AXES, Reference, empty_reason, normalised_hypervolume, reference_for, verdict
 from workbench.study.front import TrialRecord
+from workbench.study.objectives import LATENCY
 from workbench.hardware.profiles import DeviceProfile, load_profile
 from workbench.widgets.common import PALETTE, StudyView, esc, hover_text, study_view
 from workbench.widgets.plot import PlotView
-
-AXES = ("accuracy", "latency")
-
 
 @dataclass
 class FrontEntry:
@@ -36,7 +34,7 @@ class FrontEntry:
 
     def points(self) -> list[tuple[float, float]]:
         """(accuracy, latency ms) of the front, fastest first."""
-        return [(r.accuracy, r.prediction(self.profile)["latency_ms"]) for r in self.front]
+        return [tuple(r.value(axis, self.profile) for axis in AXES) for r in self.front]
 
     def why_empty(self) -> str:
         return empty_reason(self.view.records, self.profile, self.view.latency_budget_ms)
@@ -126,7 +124,7 @@ class FrontComparison(widgets.VBox):
                       title=dict(text=f"Accuracy/latency Pareto fronts<br><sup>reference point for the hypervolumes: "
                                       f"accuracy {ref.accuracy:g}, {ref.latency_ms:.4g} ms ({esc(ref.why)})</sup>",
                                  font=dict(size=15)),
-                      xaxis=dict(title=dict(text="latency (ms) on each row's device"), type="log" if log else "linear",
+                      xaxis=dict(title=dict(text=f"{LATENCY.axis} on each row's device"), type="log" if log else "linear",
                                  range=self._latency_range(lats, log)),
                       yaxis=dict(title=dict(text="accuracy (test set)"), range=self._accuracy_range()),
                       shapes=[dict(type="line", xref="x", x0=ref.latency_ms, x1=ref.latency_ms, yref="paper", y0=0,
