@@ -199,3 +199,11 @@ def test_old_modules_that_are_packages_now_keep_their_public_names(old):
     names = {"workbench.study": ["StoredStudy", "StudySettings", "Keys", "arch_key"],
              "workbench.export": ["export_trial", "export_model", "ExportResult"]}[old]
     assert all(hasattr(module, n) for n in names)
+
+
+if __name__ == "__main__":  # `python tests/test_layout.py`: rewrite the README's package map
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- package map: tests/test_layout.py -->\n", "\n<!-- end of package map -->"
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + package_map() + end + rest.split(end, 1)[1], encoding="utf-8")
