@@ -1,7 +1,7 @@
 """The house rules of the package layout, checked so they cannot rot.
 
 - floors: each package imports only packages on lower floors (and itself); no import circles;
-- function-local imports of the workbench's own modules say why they are local (a heavy dependency);
+- function-local imports say why they are local (a heavy or optional dependency);
 - the README's package map is the one :func:`package_map` renders from the packages' docstrings;
 - old module paths are true aliases of the moved modules, with a FutureWarning.
 """
@@ -133,14 +133,22 @@ def test_no_import_circles():
     assert circles == []
 
 
-def test_function_local_imports_of_our_modules_say_why():
-    known = set(modules())
-    silent = []
-    for name, path in modules().items():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        for target, line, local in imports(path, name, known):
-            if local and not LOCAL_IMPORT_REASON.search(lines[line - 1]):
-                silent.append(f"{path.relative_to(ROOT)}:{line} imports {target} inside a function without a reason")
+def local_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, first line's text) of every import statement inside a function of ``path``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [(n.lineno, lines[n.lineno - 1]) for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return sorted(set(found))
+
+
+def test_function_local_imports_say_why():
+    """An import inside a function is for a heavy or optional dependency (torch, a converter, an extra), and
+    its line says which; anything else is imported at the top of the module."""
+    silent = [f"{path.relative_to(ROOT)}:{line}: {text.strip()}"
+              for path in modules().values() for line, text in local_imports(path)
+              if not LOCAL_IMPORT_REASON.search(text)]
     assert silent == []
 
 

@@ -6,30 +6,71 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
+from workbench import __version__
 from workbench._infra.errors import WorkbenchError
+from workbench._infra.notices import print_on_one_line
+from workbench._infra.processes import (
+    acknowledge,
+    exit_code,
+    ignore_stop_signals,
+    signals_as_interrupts,
+    start_workers,
+    stop_workers,
+)
+from workbench.calibration.calibrate import (
+    DEFAULT_STRENGTH,
+    QUICK_STRENGTH,
+    calibrate_profile,
+    calibrate_quick,
+    format_report,
+    resolve_profile_dir,
+)
+from workbench.calibration.kit import write_kit
+from workbench.hardware.profiles import all_profiles, load_profile, model_profile
+from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
+from workbench.model.data import list_datasets
 from workbench.model.evaluators import EVALUATORS
+from workbench.model.space import all_spaces, list_spaces, load_space
+from workbench.scoring.score import format_score, score
+from workbench.search import (
+    QUICKSTART,
+    SAMPLERS,
+    Search,
+    default,
+    is_trained,
+    parse_objectives,
+    print_progress,
+    trained_trials,
+)
+from workbench.search import QUICKSTART as q
+from workbench.storages.storage import DEFAULT_STORAGE, HEARTBEAT_S, absolute_url
+from workbench.study.fingerprint import FINGERPRINT_ATTR
+from workbench.study.front import front_rows
 from workbench.study.objectives import costs, objectives_help
+from workbench.study.repeats import repeat_front, repeat_summary
+from workbench.study.schema import Keys
+from workbench.study.stored import StoredStudy
 
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import optuna
+    import optuna  # heavy: optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
-    from workbench._infra.notices import print_on_one_line
 
     print_on_one_line()  # every WorkbenchNotice (a host profile measured on another CPU, …): one "notice:" line
-    from workbench._infra.processes import exit_code, ignore_stop_signals, signals_as_interrupts
 
     try:
         with signals_as_interrupts():  # SIGTERM stops a search the way Ctrl-C does
@@ -45,21 +86,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _version() -> str:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("tinyml-workbench")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        from workbench import __version__
 
         return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workbench.calibration.profiler import DEFAULT_REPEATS, DEFAULT_WARMUP
-    from workbench.export.formats import FORMAT_NAMES, FORMATS
-    from workbench.search import QUICKSTART, SAMPLERS, default
-    from workbench.storages.storage import DEFAULT_STORAGE, HEARTBEAT_S
+    from workbench.calibration.profiler import (  # heavy: onnx, onnxruntime
+        DEFAULT_REPEATS,
+        DEFAULT_WARMUP,
+    )
+    from workbench.export.formats import FORMAT_NAMES, FORMATS  # heavy: torch
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -217,8 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_study_flags(p, study_help: str) -> None:
     """``--study`` and ``--storage`` of the commands that read a stored study."""
-    from workbench.storages.storage import DEFAULT_STORAGE
-
     p.add_argument("--study", required=True, help=study_help)
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL or .db/.log path "
                    "(default %(default)s)")
@@ -240,8 +277,6 @@ def _add_reliability_flags(p, heartbeat_s: int) -> None:
 
 
 def cmd_quickstart(args) -> int:
-    from workbench.search import QUICKSTART as q
-
     print(f"quickstart: {args.trials} trained trials of the '{q['space']}' space on '{q['device']}' with the "
           f"built-in '{q['data']}' data, latency budget {q['latency_budget_ms']} ms, sampler {q['sampler']}",
           file=sys.stderr)
@@ -252,8 +287,6 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from workbench.search import Search, print_progress, trained_trials
-
     overrides = {"heartbeat_s": args.heartbeat or None, "listeners": [print_progress]}
     search = Search.join(args.study, args.storage, data=args.data, **overrides)
     result = search.run(args.trials)
@@ -262,8 +295,6 @@ def cmd_worker(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from workbench.search import parse_objectives
-
     if args.workers < 1:
         raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
     options = dict(study_name=args.study, sampler=args.sampler, seed=args.seed, latency_budget_ms=args.latency_budget,
@@ -278,10 +309,6 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
     """Check everything, then create or resume the study, start ``workers - 1`` helper processes, work on
     it until it holds ``trials`` trained trials, re-train the top ``repeats[1]`` front points with
     ``repeats[0]`` other seeds (``workbench repeats``), and print its front."""
-    from workbench._infra.processes import acknowledge, stop_workers
-    from workbench.search import Search, print_progress, trained_trials
-    from workbench.storages.storage import HEARTBEAT_S
-
     heartbeat = HEARTBEAT_S if heartbeat is None else heartbeat
     search = Search(space, device, data, storage=storage, listeners=[print_progress], heartbeat_s=heartbeat or None,
                     **options)
@@ -302,7 +329,6 @@ def _run_search(space, device, data, options: dict, *, storage: str, trials: int
         raise
     for proc in helpers:
         proc.wait()
-    from workbench.study.front import front_rows
 
     front = _repeat_top(result, storage, repeats, search.data) if repeats[0] else result.front
     rows = front_rows(front, result.device)
@@ -331,10 +357,6 @@ def _check_repeats(repeats: tuple[int, int], evaluator: str) -> None:
 
 def _repeat_top(result, storage: str, repeats: tuple[int, int], data) -> list:
     """``workbench repeats`` on the finished search: its progress on stderr; the front it leaves (mean ± std)."""
-    import time
-
-    from workbench.study.repeats import repeat_front, repeat_summary
-    from workbench.study.stored import StoredStudy
 
     stored = StoredStudy(result.study, storage)
     started = time.perf_counter()
@@ -346,9 +368,6 @@ def _repeat_top(result, storage: str, repeats: tuple[int, int], data) -> list:
 def _tally(study) -> str:
     """``24 trained trials; 9 candidates rejected before training, 2 duplicates of trained architectures not
     retrained`` (duplicates: proposed again after training; extra seeds are ``workbench repeats``)."""
-    from workbench.study.schema import Keys
-    from workbench.search import is_trained
-
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     trained = sum(map(is_trained, complete))
     rejected = sum(bool(t.user_attrs.get(Keys.REJECTED)) for t in complete)
@@ -373,8 +392,6 @@ def _other_device(device, profiles, front_size=None) -> str | None:
 
 def _front_size(optuna_study):
     """How many front points a study has on a profile (its trials read once, the front recomputed per profile)."""
-    from workbench.study.stored import StoredStudy
-
     study = StoredStudy(optuna_study)
     records = study.records()
     return lambda profile: len(study.front(profile, records=records))
@@ -384,7 +401,6 @@ def _quality_note(evaluator: str, study=None) -> str:
     """What the accuracy column is; with the study's test-set size (its data fingerprint), how coarse it is."""
     if not EVALUATORS.get(evaluator).trains:
         return f"accuracy column = {evaluator} training-free score, not an accuracy"
-    from workbench.study.fingerprint import FINGERPRINT_ATTR
 
     try:
         samples = int(study.user_attrs[FINGERPRINT_ATTR]["data"]["test"])
@@ -395,16 +411,11 @@ def _quality_note(evaluator: str, study=None) -> str:
 
 def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int) -> list:
     """``n`` more ``workbench worker`` processes on this machine, sharing the study through its storage."""
-    from workbench._infra.processes import start_workers
-    from workbench.storages.storage import absolute_url
-
     return start_workers(["worker", "--study", study, "--storage", absolute_url(storage), "--trials", str(trials),
                           "--heartbeat", str(heartbeat)], n)
 
 
 def cmd_pareto(args) -> int:
-    from workbench.study.stored import StoredStudy
-
     stored = StoredStudy(args.study, args.storage)
     print_front(stored, args.device, args.format)
     return 0
@@ -413,8 +424,6 @@ def cmd_pareto(args) -> int:
 def print_front(stored, device=None, fmt: str = "table") -> None:
     """A stored study's front on ``device`` (default: its target): the header line, then the rows (mean ±
     std where an architecture has several measurements). csv/json keep the header on stderr."""
-    from workbench.study.front import front_rows
-
     settings = stored.settings
     profile = stored.device(device)
     front = stored.front(profile)
@@ -426,10 +435,6 @@ def print_front(stored, device=None, fmt: str = "table") -> None:
 
 
 def cmd_repeats(args) -> int:
-    import time
-
-    from workbench.study.repeats import repeat_front, repeat_summary
-    from workbench.study.stored import StoredStudy
 
     stored = StoredStudy(args.study, args.storage)
     started = time.perf_counter()
@@ -453,8 +458,6 @@ def pareto_header(study: str, settings, device, n_front: int, quality: str = "")
 def trust_note(profile, front) -> str:
     """How far the table's latencies can be trusted on ``profile`` (:mod:`workbench.hardware.trust`): one line per
     precision the front's ops run at (every precision of the device when the front is empty)."""
-    from workbench.hardware.trust import precisions_of, trust_lines
-
     lines = [f"latency on {profile.name}, {line}"
              for line in trust_lines(profile, precisions_of(r.arch for r in front) or None)]
     interpolated = sum(r.prediction(profile).get("interpolated_ops", 0) for r in front)
@@ -508,8 +511,6 @@ def _accuracy_cell(row: dict) -> str:
 
 
 def cmd_spaces(args) -> int:
-    from workbench.model.space import list_spaces, load_space
-
     for path in list_spaces():
         s = load_space(path)
         print(f"{s.name:<12} {s.family:<7} data={s.dataset:<16} {s.description}")
@@ -517,9 +518,6 @@ def cmd_spaces(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from workbench.hardware.profiles import all_profiles
-    from workbench.hardware.trust import memory_trust, trust_lines
-
     for profile in all_profiles():
         print(profile.one_line())
         for line in trust_lines(profile):
@@ -529,16 +527,16 @@ def cmd_devices(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from workbench.model.data import list_datasets
-
     for name, description in list_datasets():
         print(f"{name:<16} {description}")
     return 0
 
 
 def cmd_profile(args) -> int:
-    from workbench.calibration.profiler import check_out_dir, profile_device
-    from workbench.model.space import all_spaces, load_space
+    from workbench.calibration.profiler import (  # heavy: onnx, onnxruntime
+        check_out_dir,
+        profile_device,
+    )
 
     spaces = [load_space(s) for s in args.space] if args.space else all_spaces()
     for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats)):
@@ -552,16 +550,12 @@ def cmd_profile(args) -> int:
 
 
 def cmd_model_lut(args) -> int:
-    from workbench.hardware.profiles import model_profile
-
     path, n = model_profile(args.profile_dir)
     print(f"wrote {path} ({n} modeled entries)")
     return 0
 
 
 def cmd_calibrate(args) -> int:
-    from workbench.calibration.calibrate import DEFAULT_STRENGTH, QUICK_STRENGTH, calibrate_profile, calibrate_quick, format_report, resolve_profile_dir
-
     folder = resolve_profile_dir(args.profile)
     if (args.measurements is None) == (not args.quick):
         raise WorkbenchError("calibrate: give exactly one of --measurements CSV or --quick")
@@ -578,10 +572,6 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_calibration_kit(args) -> int:
-    from workbench.calibration.calibrate import resolve_profile_dir
-    from workbench.calibration.kit import write_kit
-    from workbench.hardware.profiles import load_profile
-
     if not 2 <= args.models <= 50:
         raise WorkbenchError(f"--models: must be between 2 and 50, got {args.models}")
     profile = load_profile(resolve_profile_dir(args.profile))
@@ -595,15 +585,13 @@ def cmd_calibration_kit(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from workbench.scoring.score import format_score, score
-
     result = score(args.model, args.device)
     print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else format_score(result))
     return 0
 
 
 def cmd_export(args) -> int:
-    from workbench.export.trial import export_trial, summary_lines
+    from workbench.export.trial import export_trial, summary_lines  # heavy: torch
 
     result = export_trial(args.study, args.storage, args.trial, args.format, args.out, device=args.device,
                           epochs=args.epochs, weights=args.weights, data=args.data,
@@ -620,8 +608,6 @@ def run() -> None:
     Once the work is done, a Ctrl-C or SIGTERM that arrives while the interpreter shuts down is ignored:
     otherwise Python would re-raise it at exit and the shell would see a process killed by the signal
     after it had finished (and printed) everything."""
-    from workbench._infra.processes import ignore_stop_signals
-
     try:
         code = main()
     except KeyboardInterrupt:  # before main's own handling started, or just after it ended

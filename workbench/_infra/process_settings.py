@@ -92,7 +92,7 @@ class SharedSetting:
 
 
 def _set_torch_threads(n: int) -> int:
-    import torch
+    import torch  # heavy: torch
 
     old = torch.get_num_threads()
     if n != old:
@@ -101,7 +101,7 @@ def _set_torch_threads(n: int) -> int:
 
 
 def _restore_torch_threads(old: int) -> None:
-    import torch
+    import torch  # heavy: torch
 
     if torch.get_num_threads() != old:
         torch.set_num_threads(old)

@@ -24,17 +24,39 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import sys
+import time
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 
 from workbench._infra.errors import WorkbenchError
-from workbench.hardware.latency_model import KERNEL_FAMILY
-from workbench.model.ops import Op
 from workbench._infra.safeio import bounded_lines, check_file_size
+from workbench._infra.yamlio import load_yaml_mapping
+from workbench.hardware.latency_model import (
+    KERNEL_FAMILY,
+    LatencyConstants,
+    load_constants,
+    op_features,
+    parse_constants,
+    set_per_inference_ms,
+)
+from workbench.hardware.lut import LutEntry, write_lut
+from workbench.hardware.machine import this_machine
+from workbench.hardware.profiles import (
+    PROFILES_DIR,
+    list_profiles,
+    model_profile,
+    parse_profile,
+)
+from workbench.model.arch import Architecture
+from workbench.model.ops import Op
+from workbench.model.space import all_spaces, load_space
+from workbench.scoring.score import import_model
 
 MAX_MEASUREMENTS_BYTES = 1 << 20
 MAX_MEASUREMENTS = 10_000
@@ -137,13 +159,8 @@ class _FixedChoices:
 def model_ops(m: Measurement, base: Path) -> list[Op]:
     """The op schedule of a measurement's model: a .tflite/.onnx file (lowered like ``workbench score``),
     an architecture JSON (``Architecture.to_json``), or a shipped space with fixed choices."""
-    from workbench.model.arch import Architecture
-    from workbench.model.space import load_space
-
     suffix = Path(m.model).suffix.lower()
     if suffix in (".tflite", ".onnx"):
-        from workbench.scoring.score import import_model
-
         ops = list(import_model(base / m.model).ops)
         if m.precision and ops and ops[0].precision != m.precision:
             raise WorkbenchError(f"precision: the file is {ops[0].precision}, the CSV says {m.precision}",
@@ -169,8 +186,6 @@ class ModeledTerms:
     """Constants of a ``latency_model.yaml``: a model's ms = features . constants (cycles / clock)."""
 
     def __init__(self, consts, clock_mhz: float):
-        from workbench.hardware.latency_model import op_features
-
         self.clock_mhz, self._features = clock_mhz, partial(op_features, one_input_channel_conv=consts.one_input_channel_conv)
         self.names = sorted(consts.vector())
         self.prior = np.array([consts.vector()[n] for n in self.names])
@@ -261,7 +276,7 @@ def fit(x: np.ndarray, y: np.ndarray, prior: np.ndarray, lower: np.ndarray, stre
     timed) become their target: the runtime is k times slower than assumed, and nothing says by how much more
     (a kernel family nothing measured is marked unscaled: :meth:`ModeledTerms.keep_unmeasured_kernels`).
     """
-    from scipy.optimize import lsq_linear
+    from scipy.optimize import lsq_linear  # heavy: scipy
 
     predicted = x @ prior
     ratio = predicted / y
@@ -373,10 +388,6 @@ def calibrate_modeled(profile_dir: Path, measurements: list[Measurement], base: 
 
     ``restart``: start from the constants before the first calibration (``calibration.prior``), so running
     the same command again reproduces the same file instead of refining the last fit."""
-    from workbench.hardware.latency_model import LatencyConstants, load_constants, parse_constants
-    from workbench.hardware.profiles import model_profile, parse_profile
-    from workbench._infra.yamlio import load_yaml_mapping
-
     profile_yaml = profile_dir / "profile.yaml"
     profile = parse_profile(load_yaml_mapping(profile_yaml), profile_yaml, with_latency=False)
     model_path = profile_dir / "latency_model.yaml"
@@ -402,8 +413,6 @@ def calibrate_modeled(profile_dir: Path, measurements: list[Measurement], base: 
 
 
 def _rounded(c):
-    from workbench.hardware.latency_model import LatencyConstants
-
     def r(v: float) -> float:
         return float(f"{v:.4g}")
 
@@ -423,8 +432,6 @@ def _constants_dict(c) -> dict:
 
 
 def _write_latency_model(path: Path, old: dict, prior, fitted, report: Report, command: str) -> None:
-    import yaml
-
     previous = old.get("calibration") or {}
     prior_reference = previous.get("prior_reference", prior.reference)
     data = {"reference": (f"fitted by `workbench calibrate` to {len(report.measurements)} whole-model latencies "
@@ -470,11 +477,10 @@ def calibrate_lut(profile, measurements: list[Measurement], ops_per_model: list[
 
 
 def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: str, summary: dict) -> None:
-    from workbench.calibration.host_profile import set_measured_on
-    from workbench.hardware.latency_model import set_per_inference_ms
-    from workbench.hardware.machine import this_machine
-    from workbench.calibration.profiler import MIN_MS
-    from workbench.hardware.lut import LutEntry, write_lut
+    from workbench.calibration.host_profile import (
+        set_measured_on,  # heavy: onnx, onnxruntime
+    )
+    from workbench.calibration.profiler import MIN_MS  # heavy: onnx, onnxruntime
 
     machine = machine or this_machine()
     folder = Path(profile.path).parent
@@ -504,13 +510,10 @@ def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK
                      repeats: int = 100, progress: bool = True) -> tuple[list[Measurement], list[list[Op]]]:
     """Time seeded random models of every shipped space here, end to end, with the profiler's session
     settings and timing statistic (what ``--quick`` fits to). Fixed spaces give one model per precision."""
-    import sys
-    import time
-
-    from workbench.calibration.graph_timing import measure
-    from workbench.hardware.machine import this_machine
-    from workbench.calibration.op_graphs import deployed_graph
-    from workbench.model.space import all_spaces
+    from workbench.calibration.graph_timing import measure  # heavy: onnx, onnxruntime
+    from workbench.calibration.op_graphs import (
+        deployed_graph,  # heavy: onnx, onnxruntime
+    )
 
     facts = this_machine()
     source = f"timed here: {facts['cpu']}, {facts['runtime']}, 1 thread, {datetime.date.today().isoformat()}"
@@ -538,9 +541,6 @@ def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK
 def calibrate_quick(profile_dir: Path, n_per_space: int = QUICK_MODELS, strength: float = QUICK_STRENGTH,
                     progress: bool = True, name: str | None = None) -> Report:
     """Refresh a measured host LUT for this machine from whole models timed here (see module docstring)."""
-    from workbench.hardware.profiles import parse_profile
-    from workbench._infra.yamlio import load_yaml_mapping
-
     check_strength(strength)
     profile_yaml = Path(profile_dir) / "profile.yaml"
     profile = parse_profile(load_yaml_mapping(profile_yaml), profile_yaml)
@@ -560,9 +560,6 @@ def check_strength(strength: float) -> None:
 def calibrate_profile(profile_dir: Path, measurements_csv: Path, strength: float = DEFAULT_STRENGTH,
                       name: str | None = None, restart: bool = False) -> Report:
     """``workbench calibrate PROFILE --measurements FILE`` for either kind of profile."""
-    from workbench.hardware.profiles import parse_profile
-    from workbench._infra.yamlio import load_yaml_mapping
-
     check_strength(strength)
     measurements = read_measurements(measurements_csv)
     base = Path(measurements_csv).resolve().parent
@@ -578,8 +575,6 @@ def calibrate_profile(profile_dir: Path, measurements_csv: Path, strength: float
 
 def resolve_profile_dir(name_or_path: str) -> Path:
     """A shipped profile name or a profile folder → the folder (checked to hold a profile.yaml)."""
-    from workbench.hardware.profiles import PROFILES_DIR, list_profiles
-
     path = Path(name_or_path)
     if path.is_dir() and (path / "profile.yaml").is_file():
         return path

@@ -17,9 +17,9 @@ from typing import Sequence
 
 import yaml
 
-from workbench.hardware.machine import cpu_facts, this_machine
 from workbench._infra.onnx_graph import settings_text
 from workbench._infra.timing import statistic
+from workbench.hardware.machine import cpu_facts, this_machine
 
 MEMORY = {"kernels": "reference", "pointer_bytes": 8,
           "source": "no runtime code counted: the runtime is an installed library, not part of the model's storage"}
@@ -64,7 +64,7 @@ def lut_reference(warmup: int, repeats: int, per_op_ms: float) -> str:
 
 def profile_yaml_text(name: str, precisions: Sequence[str], per_op_ms: float, per_inference_ms: float) -> str:
     """The whole profile.yaml of a host measured here with onnxruntime (see the module docstring)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # heavy: onnxruntime
 
     model, mhz, mem_kb = cpu_facts()
     head = {"name": name,

@@ -25,8 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
+from workbench.calibration.calibrate import ModeledTerms
+from workbench.hardware.cost import estimate, violations
+from workbench.hardware.latency_model import load_constants
+from workbench.model.arch import Architecture
+from workbench.model.space import all_spaces, space_from_text
 
 DEFAULT_MODELS = 12
 POOL_PER_SPACE = 60  # random candidates per shipped space (and per MLP input width)
@@ -59,8 +63,6 @@ class KitModel:
 
 def candidate_pool(precision: str, seed: int = 0, per_space: int = POOL_PER_SPACE) -> list[Architecture]:
     """Random architectures of every shipped space and of MLPs of several widths, at ``precision``, each once."""
-    from workbench.model.space import all_spaces, space_from_text
-
     spaces = list(all_spaces()) + [space_from_text(MLP_SPACE.format(features=n), f"calibration kit MLP {n}")
                                    for n in MLP_FEATURES]
     pool, seen = [], set()
@@ -111,9 +113,6 @@ def _nominal(features: np.ndarray, constants: np.ndarray) -> np.ndarray:
 
 
 def _terms(profile):
-    from workbench.calibration.calibrate import ModeledTerms
-    from workbench.hardware.latency_model import load_constants
-
     model = profile.latency.model
     if model is None:
         raise WorkbenchError(f"{profile.name} is not a modeled profile (no latency_model.yaml behind its LUT): a "
@@ -124,8 +123,6 @@ def _terms(profile):
 
 
 def _fits(arch: Architecture, profile) -> bool:
-    from workbench.hardware.cost import estimate, violations
-
     return all(v <= 0 for v in violations(estimate(arch, profile), profile).values())  # kernels, SRAM, flash
 
 
@@ -176,9 +173,12 @@ def write_kit(profile, out: Path, n: int = DEFAULT_MODELS, precision: str = "int
 def write_tflite(arch: Architecture, path: Path, seed: int) -> None:
     """``arch`` as a .tflite with seeded random weights and BatchNorm statistics (int8: PTQ-calibrated on
     random inputs) — what the board runs; latency does not depend on the weights' values."""
-    from workbench.export.formats import FORMATS, quiet
-    from workbench.export.formats.support import check_support, require_converters
-    from workbench.model.weights import random_deployable_model
+    from workbench.export.formats import FORMATS, quiet  # heavy: optuna, torch, tqdm
+    from workbench.export.formats.support import (  # heavy: optuna, torch, tqdm
+        check_support,
+        require_converters,
+    )
+    from workbench.model.weights import random_deployable_model  # heavy: torch, tqdm
 
     fmt = FORMATS.get("tflite" if arch.precision == "fp32" else "tflite-int8")
     require_converters([fmt.name])

@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from workbench.model.arch import Architecture
 from workbench._infra.onnx_graph import SEED, finish_model
+from workbench.calibration.qdq import quantize_int8
+from workbench.model.arch import Architecture
 from workbench.model.geometry import same_pads
 from workbench.model.ops import Op
 
@@ -118,7 +119,5 @@ def deployed_graph(obj: Op | Architecture, precision: str | None = None) -> onnx
     if prec == "fp32":
         return model
     if prec == "int8":
-        from workbench.calibration.qdq import quantize_int8
-
         return quantize_int8(model)
     raise ValueError(f"precision {prec!r} is not measurable with onnxruntime on this host (fp32, int8)")

@@ -16,16 +16,22 @@ from pathlib import Path
 from typing import Iterable
 
 from workbench._infra.errors import WorkbenchError
-from workbench.calibration.graph_timing import DEFAULT_REPEATS, DEFAULT_WARMUP, measure, time_session  # noqa: F401  (re-exported)
-from workbench.calibration.host_profile import lut_reference, write_profile_yaml
-from workbench.hardware.machine import cpu_facts
 from workbench._infra.onnx_graph import input_for, make_session, session_options  # noqa: F401  (re-exported)
-from workbench.calibration.op_graphs import arch_graph, deployed_graph, op_graph  # noqa: F401  (re-exported)
-from workbench.calibration.op_overhead import CALIBRATION_FILE, Calibration, calibrate
-from workbench.hardware.lut import LutEntry, entry_for, load_lut, write_lut
-from workbench.calibration.qdq import quantize_int8  # noqa: F401  (re-exported)
 from workbench._infra.safeio import check_output_folder
 from workbench._infra.timing import KEEP_FASTEST  # noqa: F401  (re-exported)
+from workbench.calibration.graph_timing import (  # noqa: F401  (re-exported)
+    DEFAULT_REPEATS,
+    DEFAULT_WARMUP,
+    measure,
+    time_session,
+)
+from workbench.calibration.host_profile import lut_reference, write_profile_yaml
+from workbench.calibration.op_graphs import arch_graph, deployed_graph, op_graph  # noqa: F401  (re-exported)
+from workbench.calibration.op_overhead import CALIBRATION_FILE, Calibration, calibrate
+from workbench.calibration.qdq import quantize_int8  # noqa: F401  (re-exported)
+from workbench.hardware.lut import LutEntry, entry_for, load_lut, write_lut
+from workbench.hardware.machine import cpu_facts
+from workbench.model.space import all_spaces, enumerate_ops
 
 HOST_PRECISIONS = ("fp32", "int8")  # w4a8 has no onnxruntime CPU kernel worth timing
 MIN_MS = 1e-4  # floor of a net op latency (LUT means must be positive)
@@ -43,8 +49,6 @@ def profile_device(out_dir: Path, *, spaces=None, precisions: Iterable[str] = HO
     Resumable: keys already in an existing ``lut.csv`` are kept and not re-measured (delete the file
     to re-profile). The LUT is rewritten every :data:`SAVE_EVERY` ops.
     """
-    from workbench.model.space import all_spaces, enumerate_ops
-
     out_dir = Path(out_dir)
     precisions = tuple(precisions)
     bad = set(precisions) - set(HOST_PRECISIONS)
@@ -126,6 +130,6 @@ def _existing_rows(path: Path) -> dict[str, LutEntry]:
 def _progress(items: list, show: bool, done: int):
     if not show:
         return items
-    from tqdm import tqdm
+    from tqdm import tqdm  # heavy: tqdm
 
     return tqdm(items, desc=f"profiling ({done} already in LUT)", unit="op", dynamic_ncols=True)

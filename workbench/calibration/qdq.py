@@ -37,7 +37,12 @@ class _RandomReader:
 def quantize_int8(model: onnx.ModelProto, n_calib: int = 2, seed: int = SEED, int8_io: bool = True) -> onnx.ModelProto:
     """QDQ int8 version of an fp32 model via ``quantize_static`` (MinMax, per-channel int8 weights, uint8
     activations). ``int8_io`` strips the input Quantize / output Dequantize (see module docstring)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (  # heavy: onnxruntime
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     inp = model.graph.input[0]
     shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]

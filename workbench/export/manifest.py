@@ -21,6 +21,9 @@ import numpy as np
 
 from workbench._infra.atomic import MANIFEST
 from workbench._infra.errors import WorkbenchError
+from workbench.hardware.cost import estimate
+from workbench.hardware.profiles import load_profile
+from workbench.hardware.trust import precisions_of, statements
 
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert", "torchao", "numpy",
          "optuna", "tinyml-workbench")
@@ -30,9 +33,6 @@ def build_manifest(arch, dataset, profile, context: dict | None, reference: dict
                    entries: dict, thresholds: dict) -> dict:
     """The manifest of one export: ``reference`` is the ``pytorch_reference`` record, ``entries`` the
     files' records by format name."""
-    from workbench.hardware.cost import estimate
-    from workbench.hardware.trust import precisions_of, statements
-
     manifest = {"workbench_export": 1,
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 **(context or {}),
@@ -87,8 +87,6 @@ def sha256(path: Path) -> str:
 
 def _host_profile():
     """The measured host-cpu profile when one exists (benchmarks compare against its LUT)."""
-    from workbench.hardware.profiles import load_profile
-
     try:
         return load_profile("host-cpu")
     except Exception:  # WorkbenchError, or a half-written profile from another tool: must not break an export

@@ -49,18 +49,35 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from workbench.model.arch import Architecture
 from workbench._infra.atomic import MANIFEST, check_replaceable, staged_folder
 from workbench._infra.errors import WorkbenchError
-from workbench.export.formats import FORMAT_NAMES, FORMATS
-from workbench.export.formats.support import EXPORT_INSTALL, check_support, parse_formats, require_converters  # noqa: F401
-from workbench.export.manifest import build_manifest, write_manifest
-from workbench.model.quant import deployable_model, layer_bits, on_policy_grid  # noqa: F401  (public: tests, benchmarks)
 from workbench._infra.safeio import check_output_folder
-from workbench.storages.storage import DEFAULT_STORAGE
-from workbench.export.trial_source import TrialSource, fit_on_device, resolve_trial, trained_model  # noqa: F401
-from workbench.export.verify import INT8_MAX_DROP, LATENCY_REPEATS, check_file, references, thresholds  # noqa: F401
+from workbench.export.formats import FORMAT_NAMES, FORMATS
+from workbench.export.formats.support import (  # noqa: F401
+    EXPORT_INSTALL,
+    check_support,
+    parse_formats,
+    require_converters,
+)
+from workbench.export.manifest import build_manifest, sha256, write_manifest
+from workbench.export.trial_source import (  # noqa: F401
+    TrialSource,
+    fit_on_device,
+    resolve_trial,
+    trained_model,
+)
+from workbench.export.verify import (  # noqa: F401
+    INT8_MAX_DROP,
+    LATENCY_REPEATS,
+    check_file,
+    references,
+    thresholds,
+)
+from workbench.model.arch import Architecture
+from workbench.model.data import load_dataset
+from workbench.model.quant import deployable_model, layer_bits, on_policy_grid  # noqa: F401  (public: tests, benchmarks)
 from workbench.model.weights import load_weights, read_state_dict  # noqa: F401  (public: --weights)
+from workbench.storages.storage import DEFAULT_STORAGE
 
 CALIBRATION_SAMPLES = 256
 CALIBRATION_SEED = 0
@@ -89,8 +106,6 @@ def export_trial(study: str, storage: str = DEFAULT_STORAGE, trial: int | str = 
                  device: str | None = None, epochs: int | None = None, weights: str | Path | None = None,
                  data: str | None = None, log: Log | None = None, repeats: int = LATENCY_REPEATS) -> ExportResult:
     """Export ``trial`` (number or ``"best"`` on ``device``'s front) of ``study``; see the module doc."""
-    from workbench.model.data import load_dataset
-
     formats = parse_formats(formats)
     require_converters(formats)  # before the study is read or anything is trained
     check_output_folder(out_dir)
@@ -170,8 +185,6 @@ def calibration_samples(x_train: np.ndarray, n: int = CALIBRATION_SAMPLES, seed:
 
 def _write(fmt, source, arch, calib, path: Path, bits, fallbacks) -> dict:
     """Write one file; its manifest entry up to verification."""
-    from workbench.export.manifest import sha256
-
     start = time.perf_counter()
     try:
         written = fmt.write(source, arch, calib, path, bits)

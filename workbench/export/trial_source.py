@@ -14,8 +14,13 @@ from typing import Callable
 
 from torch import nn
 
-from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
+from workbench._infra.notices import RetrainMismatch, notify
+from workbench.model.arch import Architecture
+from workbench.model.train import evaluate, train_and_evaluate
+from workbench.model.weights import load_weights
+from workbench.storages.storage import redact
+from workbench.study.front import TrialRecord
 from workbench.study.schema import Keys, StudySettings
 from workbench.study.stored import StoredStudy
 
@@ -39,8 +44,6 @@ def resolve_trial(study: str, storage: str | None = None, trial: int | str = "be
                   device: str | None = None) -> TrialSource:
     """Load ``trial`` (a number, or ``"best"``: the study's best rule on ``device``'s front,
     :meth:`workbench.study.stored.StoredStudy.best`) of ``study``; ``device`` overrides the target profile."""
-    from workbench.storages.storage import redact
-
     stored = StoredStudy(study, storage)
     profile = stored.device(device)
     if str(trial) == "best":
@@ -83,9 +86,6 @@ def trained_model(source: TrialSource, dataset, *, epochs: int | None = None, we
     Retraining with the study's epochs and the trial's seed reproduces the search's model (same
     environment and thread count); the record says whether the accuracy matched.
     """
-    from workbench.model.train import evaluate, train_and_evaluate
-    from workbench.model.weights import load_weights
-
     arch, stored = source.arch, source.attrs.get(Keys.ACCURACY)
     if weights is not None and epochs is not None:
         raise WorkbenchError("--weights and --epochs exclude each other (weights are loaded, not trained)")
@@ -113,8 +113,6 @@ def trained_model(source: TrialSource, dataset, *, epochs: int | None = None, we
 
 
 def _notify_mismatch(number: int, accuracy: float, stored: float | None) -> None:
-    from workbench._infra.notices import RetrainMismatch, notify
-
     was = "none stored" if stored is None else f"{stored:.4f} stored"
     notify(f"trial {number}: retrained accuracy {accuracy:.4f} differs from the search's ({was}; "
            f"different environment or thread count?)", RetrainMismatch)
@@ -123,8 +121,6 @@ def _notify_mismatch(number: int, accuracy: float, stored: float | None) -> None
 def fit_on_device(source: TrialSource, log: Log | None = None) -> dict:
     """Does the trial fit the device it is exported for (SRAM, flash, kernels, the study's latency budget)?
     The same rule as the fronts and the notebook (``TrialRecord.fit_problems``); a misfit is a warning."""
-    from workbench.study.front import TrialRecord
-
     record = TrialRecord(source.number, source.arch, source.attrs.get(Keys.ACCURACY),
                          source.attrs.get(Keys.PREDICTIONS, {}), (), None)
     budget = source.settings.latency_budget_ms

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from workbench.export.formats import Format
+from workbench.export.formats.tflm_check import tflm_check
 
 FP32_MIN_AGREEMENT = 0.999
 FP32_MAX_ABS = 1e-4
@@ -109,7 +110,6 @@ def check_file(fmt: Format, path: Path, x_test: np.ndarray, y_test: np.ndarray, 
            "passed": verification["passed"],
            "latency_ms_measured": runner.latency(x_test[:1], LATENCY_WARMUP, repeats).to_dict()}
     if fmt.tflm:  # full-INT8 TFLite: run it in TFLite Micro, hold the memory model to it
-        from workbench.export.formats.tflm_check import tflm_check
 
         out["tflm"], out["warnings"] = tflm_check(path, runner, x_test, arch)
     return out

@@ -84,7 +84,7 @@ class LatencyLUT:
 
 
 def _nnls_fit(rows: list[LutEntry]) -> np.ndarray:
-    from scipy.optimize import nnls
+    from scipy.optimize import nnls  # heavy: scipy
 
     a = np.array([[r.macs / 1e6, r.bytes / 1e6, 1.0] for r in rows])
     b = np.array([r.mean_ms for r in rows])

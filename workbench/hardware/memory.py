@@ -33,10 +33,19 @@ runtime: a scored architecture costs a dictionary lookup, a new one the lowering
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 from workbench._infra.memo import BoundedMemo
-from workbench.model.tflite_graph import Const, Graph, TOp, align, constants, lower, prod
+from workbench.model.tflite_graph import (
+    Const,
+    Graph,
+    TOp,
+    align,
+    constants,
+    lower,
+    prod,
+)
 
 # ---------------------------------------------------------------- TFLM's memory planner
 
@@ -308,7 +317,9 @@ def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
 # ---------------------------------------------------------------- reading a written file back
 
 def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from tflite_micro.tensorflow.lite.micro.python import (
+        schema_py_generated as schema,  # optional: tflite_micro (the export extra)
+    )
 
     return schema
 
@@ -316,8 +327,6 @@ def _schema():
 def graph_of_file(path) -> Graph:
     """The :class:`Graph` of a written ``.tflite`` (needs the ``tflite-micro`` package): what the
     model above predicts, read from the file, so the two can be compared operator by operator."""
-    from pathlib import Path
-
     schema = _schema()
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     data = Path(path).read_bytes()

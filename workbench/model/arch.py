@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from workbench._infra.errors import WorkbenchError
+from workbench.model import families
 from workbench.model.ops import Op
 
 
@@ -118,6 +119,4 @@ class Architecture:
 
 def _families():
     """The family registry, imported on first use (families import this module)."""
-    from workbench.model import families
-
     return families

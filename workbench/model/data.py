@@ -73,7 +73,7 @@ class Dataset:
 
     def adapted(self, input_shape) -> tuple:
         """(x_train, x_test) as float32 torch tensors fitted to ``input_shape``; cached per shape."""
-        import torch
+        import torch  # heavy: torch
 
         key = tuple(int(s) for s in input_shape)
         if key not in self._adapted:
@@ -89,8 +89,8 @@ class Dataset:
 # ---------------------------------------------------------------- built-ins
 
 def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # heavy: sklearn
+    from sklearn.model_selection import train_test_split  # heavy: sklearn
 
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8), pixel values 0..16
@@ -115,7 +115,7 @@ def _standardise(xtr, xte):
 
 
 def _basic_motions() -> Dataset:
-    from aeon.datasets import load_basic_motions
+    from aeon.datasets import load_basic_motions  # heavy: aeon
 
     xtr, ytr = load_basic_motions(split="train")
     xte, yte = load_basic_motions(split="test")
@@ -146,7 +146,7 @@ def _basic_motions_1s() -> Dataset:
 
 
 def _japanese_vowels() -> Dataset:
-    from aeon.datasets import load_japanese_vowels
+    from aeon.datasets import load_japanese_vowels  # heavy: aeon
 
     xtr, ytr = load_japanese_vowels(split="train")
     xte, yte = load_japanese_vowels(split="test")
@@ -219,7 +219,10 @@ def kfold(dataset: Dataset, k: int = 5, seed: int = SPLIT_SEED) -> list[Dataset]
     in one part, so no test window overlaps a training window. The arrays are used as loaded (a
     built-in series set was standardised with its own training split's statistics).
     """
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import (  # heavy: sklearn
+        StratifiedGroupKFold,
+        StratifiedKFold,
+    )
 
     x = np.concatenate([dataset.x_train, dataset.x_test])
     y = np.concatenate([dataset.y_train, dataset.y_test])
@@ -323,7 +326,7 @@ def _declared_classes(value: np.ndarray, where: str) -> int:
 
 def _load_image_folder(root: Path) -> Dataset:
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError  # heavy: PIL
     except ImportError:  # pragma: no cover
         raise WorkbenchError("reading image folders needs Pillow (pip install pillow)", where=str(root)) from None
     for split in ("train", "test"):
@@ -379,7 +382,7 @@ def _load_image_folder(root: Path) -> Dataset:
 def _open_image(f: Path):
     """``Image.open`` without PIL's decompression-bomb *warning* (a second stderr line): the data limit
     checked from the headers is the guard here; PIL's own error for far larger images still applies."""
-    from PIL import Image
+    from PIL import Image  # heavy: PIL
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -389,7 +392,7 @@ def _open_image(f: Path):
 def _check_image_sizes(root: Path, files: dict) -> tuple[int, int]:
     """The common (W, H) of the training images, after checking from the headers alone (nothing
     decoded yet) that decoding every image and its float32 copy stays within :data:`MAX_DATA_BYTES`."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # heavy: PIL
 
     decoded, sizes, channels = 0, {"train": [], "test": []}, 1
     for split, items in files.items():
@@ -443,8 +446,8 @@ def adapt(x: np.ndarray, input_shape) -> np.ndarray:
                                  f"{input_shape[0]} channels (input {input_shape})")
         if sample[1:] == input_shape[1:]:
             return np.ascontiguousarray(x)
-        import torch
-        import torch.nn.functional as F
+        import torch  # heavy: torch
+        import torch.nn.functional as F  # heavy: torch
 
         shrink = input_shape[1] < sample[1] or input_shape[2] < sample[2]
         out = F.interpolate(torch.tensor(x), size=input_shape[1:], mode="bilinear",

@@ -238,7 +238,7 @@ def register(cls):
 
 def _torch():
     """The PyTorch layers, imported when a model is built: torch is heavy and the cost path never needs it."""
-    from workbench.model import layers
+    from workbench.model import layers  # heavy: torch, tqdm
 
     return layers
 
@@ -422,7 +422,7 @@ class _PoolSpec(OpSpec):
         return g.node(self.op_type, [x], kernel_shape=kernel, strides=stride)
 
     def torch_body(self, op):
-        from torch import nn
+        from torch import nn  # heavy: torch
 
         dims = len(op.in_shape) - 1
         cls = {"MaxPool": (nn.MaxPool1d, nn.MaxPool2d), "AveragePool": (nn.AvgPool1d, nn.AvgPool2d)}[self.op_type]
@@ -481,7 +481,7 @@ class GapSpec(OpSpec):
         return (Layer("gap", _prod(op.in_shape), op.out_shape[0]),)
 
     def torch_body(self, op):
-        from torch import nn
+        from torch import nn  # heavy: torch
 
         pool = nn.AdaptiveAvgPool2d(1) if len(op.in_shape) == 3 else nn.AdaptiveAvgPool1d(1)
         return nn.Sequential(pool, nn.Flatten(1)), False
@@ -505,7 +505,7 @@ class FlattenSpec(OpSpec):
         return (Layer("reshape", _prod(op.in_shape), _prod(op.out_shape)),)
 
     def torch_body(self, op):
-        from torch import nn
+        from torch import nn  # heavy: torch
 
         return nn.Flatten(1), False
 
@@ -529,7 +529,7 @@ class LinearSpec(OpSpec):
         return (Layer("fc", cin, cout, cin * cout, cout, cin * cout),)
 
     def torch_body(self, op):
-        from torch import nn
+        from torch import nn  # heavy: torch
 
         fc = nn.Linear(op.in_shape[0], op.out_shape[0])
         return (nn.Sequential(fc, nn.BatchNorm1d(op.out_shape[0]), nn.ReLU(inplace=True)) if self.relu else fc), False

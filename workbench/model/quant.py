@@ -27,13 +27,14 @@ An fp32 architecture gets no quantisers: :func:`quantize_model` is a no-op for i
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.model.builder import OpModule, OpNet
+from workbench.model.builder import OpModule, OpNet, build_model
 
 
 def _weight_grid(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, int, int]:
@@ -261,8 +262,6 @@ def deployable_model(model: OpNet, arch=None) -> OpNet:
     Built fresh from :func:`float_state_dict` rather than by deep-copying: a parametrised module's
     class is shared with its copies, so removing the copy's parametrisation would break ``model``.
     """
-    from workbench.model.builder import build_model
-
     arch = arch or model.arch
     fresh = build_model(arch)
     fresh.load_state_dict(float_state_dict(model))
@@ -275,7 +274,10 @@ def deployable_model(model: OpNet, arch=None) -> OpNet:
 def fold_batchnorm(seq: nn.Sequential) -> None:
     """Fold every BatchNorm of ``seq`` into the conv/linear layer before it, in place (eval statistics);
     the BatchNorm becomes an Identity."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+    from torch.nn.utils.fusion import (  # heavy: torch
+        fuse_conv_bn_eval,
+        fuse_linear_bn_eval,
+    )
 
     children = list(seq)
     for i in range(len(children) - 1):
@@ -307,8 +309,6 @@ def on_policy_grid(deploy: nn.Module, bits: dict[str, int]) -> nn.Module:
     the scored weights instead of re-rounding the float latent ones; converters on the same grid
     (int8 everywhere, ONNX int4 via its overrides) store the same codes either way.
     """
-    import copy
-
     snapped = {key: fake_quant_weight(value, bits[key]) if bits.get(key, 32) < 32 else value
                for key, value in deploy.state_dict().items()}
     twin = copy.deepcopy(deploy)  # a fresh build (see deployable_model): no parametrisations to share

@@ -14,16 +14,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
-from workbench._infra.safeio import MAX_WEIGHTS_BYTES, check_file_size, check_zip_members, one_line
+from workbench._infra.safeio import (
+    MAX_WEIGHTS_BYTES,
+    check_file_size,
+    check_zip_members,
+    one_line,
+)
+from workbench.model.arch import Architecture
+from workbench.model.builder import build_model
+from workbench.model.quant import (
+    deployable_model,
+    freeze,
+    quantize_model,
+    saved_quantized,
+)
 
 
 def load_weights(arch: Architecture, path: str | Path) -> nn.Module:
     """``build_model(arch)`` with a saved ``state_dict`` (plain or fake-quantised) loaded."""
-    from workbench.model.builder import build_model
-    from workbench.model.quant import freeze, quantize_model, saved_quantized
-
     state = read_state_dict(Path(path))
     model = build_model(arch)
     quantized = saved_quantized(state)
@@ -84,9 +93,6 @@ def _unpickling_reason(exc: Exception) -> str:
 def random_deployable_model(arch: Architecture, seed: int) -> nn.Module:
     """The deployable model of ``arch`` with seeded random weights and BatchNorm statistics (so the folded
     biases are as distinct as a trained model's): what a memory or latency measurement runs, no training."""
-    from workbench.model.builder import build_model
-    from workbench.model.quant import deployable_model
-
     torch.manual_seed(seed)
     model = build_model(arch)
     with torch.no_grad():

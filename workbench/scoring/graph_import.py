@@ -87,7 +87,9 @@ _TFLITE_ALIAS = {"QUANTIZE", "DEQUANTIZE", "PAD", "PADV2"}
 
 def _read_tflite(path: Path) -> Graph:
     try:
-        from ai_edge_litert import schema_py_generated as schema
+        from ai_edge_litert import (
+            schema_py_generated as schema,  # optional: ai_edge_litert (the export extra)
+        )
     except ImportError:
         raise WorkbenchError("reading .tflite files needs the export extra: pip install -e '.[export]'",
                              where=str(path)) from None
@@ -203,7 +205,7 @@ _ONNX_INT_BITS = {2: 8, 3: 8, 21: 4, 22: 4}  # UINT8, INT8, UINT4, INT4
 
 def _tensor_array(tensor, path: Path):
     """An ONNX tensor as an array; a tensor whose data does not fill its declared shape is one line."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # heavy: onnx
 
     try:
         return numpy_helper.to_array(tensor)
@@ -213,8 +215,8 @@ def _tensor_array(tensor, path: Path):
 
 
 def _read_onnx(path: Path) -> Graph:
-    import onnx
-    from onnx import shape_inference
+    import onnx  # heavy: onnx
+    from onnx import shape_inference  # heavy: onnx
 
     try:
         model = shape_inference.infer_shapes(onnx.load(str(path)))

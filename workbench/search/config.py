@@ -16,12 +16,14 @@ from typing import Any, Sequence
 
 from workbench._infra.errors import WorkbenchError
 from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
+from workbench.model.data import check_against_space, load_dataset
+from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import SearchSpace, load_space, space_from_text
+from workbench.search.samplers import SAMPLERS, SamplerContext
 from workbench.storages.storage import check_study_name
+from workbench.study.front import study_device
 from workbench.study.objectives import check_objectives
 from workbench.study.schema import StudySettings
-from workbench.model.evaluators import EVALUATORS
-from workbench.search.samplers import SAMPLERS, SamplerContext
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,6 @@ class SearchConfig:
              study_name: str | None = None, **options) -> "SearchConfig":
         """Load and check everything a search needs — before any storage is opened, so a refused command
         leaves no study, no trial and no changed setting behind. ``data=None``: the space's dataset."""
-        from workbench.model.data import check_against_space, load_dataset
-
         space = load_space(space) if isinstance(space, str) else space
         device = load_profile(device) if isinstance(device, str) else device
         if data is None:
@@ -98,8 +98,6 @@ class SearchConfig:
         """The config of a stored study (a worker joining it): the space from its stored YAML, the device by
         the creator's path when this machine has it (else by name), the data by name or path — or
         ``device``/``data`` given here. ``options`` override the stored ones (e.g. ``population``)."""
-        from workbench.study.front import study_device
-
         space = space_from_text(settings.space_yaml, f"study {study_name} (stored space)")
         stored = dict(sampler=settings.sampler, seed=settings.seed, latency_budget_ms=settings.latency_budget_ms,
                       objectives=settings.objectives, epochs=settings.epochs, evaluator=settings.evaluator)

@@ -46,16 +46,16 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from workbench.model.arch import Architecture
-from workbench.hardware.cost import CostEstimate, estimate, violations
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.memo import BoundedMemo
 from workbench._infra.process_settings import torch_threads
 from workbench._infra.registry import resolve
-from workbench.model.evaluators import EVALUATORS
+from workbench.hardware.cost import CostEstimate, estimate, violations
 from workbench.hardware.profiles import DeviceProfile
-from workbench.search.counting import is_trained
+from workbench.model.arch import Architecture
+from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import DataShape, RandomSuggester, SearchSpace
+from workbench.search.counting import is_trained
 from workbench.study.schema import Keys, arch_key
 
 PROXY_MEMO_SIZE = 1024  # proxy scores kept per sampler (a few start-up trials ask for a few dozen)
@@ -303,9 +303,13 @@ def gp_predict(x: np.ndarray, y: np.ndarray, candidates: np.ndarray, seed: int) 
     """Mean and std of a Gaussian process (ARD Matérn 5/2 + white noise) fitted on (x, y), at ``candidates``.
 
     Features are standardised on the observations; with no varying feature the prediction is the mean."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+    from sklearn.exceptions import ConvergenceWarning  # heavy: sklearn
+    from sklearn.gaussian_process import GaussianProcessRegressor  # heavy: sklearn
+    from sklearn.gaussian_process.kernels import (  # heavy: sklearn
+        ConstantKernel,
+        Matern,
+        WhiteKernel,
+    )
 
     if x.shape[1] == 0 or len(y) < 2:
         return np.full(len(candidates), float(y.mean())), np.full(len(candidates), float(y.std() or 1.0))
@@ -346,7 +350,7 @@ def expected_hv_gain(mean: np.ndarray, std: np.ndarray, latency: np.ndarray, ste
 
     A point (v, l) adds the area between v and the front's level over latencies l..ref, where v is
     above it: Σ_steps width × E[max(0, v − level)], and E[max(0, v − c)] = (μ − c)Φ(z) + σφ(z)."""
-    from scipy.stats import norm
+    from scipy.stats import norm  # heavy: scipy
 
     width = np.clip(steps.ends[None, :] - np.maximum(steps.starts[None, :], latency[:, None]), 0.0, None)
     diff = mean[:, None] - steps.levels[None, :]

@@ -137,7 +137,7 @@ def _silent_for(study: optuna.Study, trials: list[FrozenTrial], grace_s: float) 
 
 def _rdb_beaten(storage, trial_ids: list[int]) -> set[int]:
     """Trials that have a heartbeat record at all (Optuna's stale check ignores those that do not)."""
-    from sqlalchemy import bindparam, text
+    from sqlalchemy import bindparam, text  # heavy: sqlalchemy
 
     query = text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
         bindparam("ids", expanding=True))

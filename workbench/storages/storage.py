@@ -153,7 +153,11 @@ def _create_schema_once(url: str, engine_kwargs: dict, heartbeat: dict, attempts
     """Optuna's RDBStorage, which creates its tables on first use. Two processes doing that at once on a
     new database collide (a unique-key or "already exists" error for the second); the second then finds
     the tables made and opens them on a retry."""
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+    from sqlalchemy.exc import (  # heavy: sqlalchemy
+        IntegrityError,
+        OperationalError,
+        ProgrammingError,
+    )
 
     for attempt in range(attempts):
         try:
@@ -205,8 +209,8 @@ def _journal_backend(path: Path):
     Optuna appends the next record to it and the file can no longer be read. Here the torn tail is
     dropped (under the journal's lock) before every append, and a failed append is undone at once.
     """
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file
+    from optuna.storages.journal import JournalFileBackend  # heavy: optuna
+    from optuna.storages.journal._file import get_lock_file  # heavy: optuna
 
     class RepairingJournalFileBackend(JournalFileBackend):
         def append_logs(self, logs: list[dict]) -> None:
@@ -274,7 +278,7 @@ def _use_wal(engine) -> None:
     fsyncs (~10 ms here), which dominated the per-trial overhead and made concurrent workers hit
     "database is locked". WAL keeps durability across process crashes (not across power loss).
     """
-    from sqlalchemy import event
+    from sqlalchemy import event  # heavy: sqlalchemy
 
     def on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
@@ -288,7 +292,7 @@ def _use_wal(engine) -> None:
 
 def _quick_check(engine, shown: str) -> None:
     """A damaged page is found here, before a search writes into the file (milliseconds for a study file)."""
-    from sqlalchemy import text
+    from sqlalchemy import text  # heavy: sqlalchemy
 
     with engine.connect() as conn:
         verdict = [" ".join(str(row[0]).split()) for row in conn.execute(text("PRAGMA quick_check(3)"))]
@@ -377,7 +381,7 @@ def _raised_in_storage_code(exc: BaseException) -> bool:
 def _is_storage_error(exc: BaseException) -> bool:
     if isinstance(exc, (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.DuplicatedStudyError)):
         return False  # races between workers, handled where they happen
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError  # heavy: sqlalchemy
 
     if any(isinstance(e, (optuna.exceptions.StorageInternalError, SQLAlchemyError, sqlite3.Error))
            for e in _chain(exc)):
@@ -464,7 +468,7 @@ def tally_lock(storage, url: str, study_name: str):
         return
     storage = backend_of(storage)
     if normalise_url(url).startswith("postgresql") and isinstance(storage, optuna.storages.RDBStorage):
-        from sqlalchemy import text
+        from sqlalchemy import text  # heavy: sqlalchemy
 
         key = int.from_bytes(hashlib.sha256(f"workbench:{study_name}".encode()).digest()[:8], "big", signed=True)
         with storage.engine.connect() as conn:

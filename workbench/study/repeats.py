@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from workbench._infra.errors import WorkbenchError
+from workbench.model.data import load_dataset
 from workbench.model.evaluators import EVALUATORS
+from workbench.storages.storage import storage_faults, tally_lock
+from workbench.study.fingerprint import FINGERPRINT_ATTR, data_fingerprint
 from workbench.study.front import TrialRecord, best_key
 from workbench.study.schema import Keys, arch_key, repeats_attr
 from workbench.study.stored import StoredStudy
@@ -119,7 +122,7 @@ def _runs(stored: StoredStudy, key: str) -> list[dict]:
 
 
 def _train_repeat(stored: StoredStudy, record: TrialRecord, index: int, dataset) -> RepeatRun:
-    from workbench.model.train import train_and_evaluate
+    from workbench.model.train import train_and_evaluate  # heavy: torch
 
     seed = repeat_seed(stored.settings.seed, record.number, index)
     result = train_and_evaluate(record.arch, dataset, epochs=stored.settings.epochs, seed=seed)
@@ -132,8 +135,6 @@ def _train_repeat(stored: StoredStudy, record: TrialRecord, index: int, dataset)
 def _store(stored: StoredStudy, record: TrialRecord, entry: dict) -> None:
     """Add ``entry`` to the architecture's runs under the study's tally lock (other processes may add
     theirs at the same time: read, merge by seed, write). An in-memory study has one process: no lock."""
-    from workbench.storages.storage import storage_faults, tally_lock
-
     key, url = arch_key(record.arch), stored.storage_url
     lock = tally_lock(stored.study._storage, url, stored.name) if url else contextlib.nullcontext()
     with storage_faults(url or "memory", mid_run=True), lock:
@@ -143,9 +144,6 @@ def _store(stored: StoredStudy, record: TrialRecord, entry: dict) -> None:
 
 def _study_data(stored: StoredStudy, data):
     """The study's data set (or ``data``), refused when its content is not what the study was trained on."""
-    from workbench.model.data import load_dataset
-    from workbench.study.fingerprint import FINGERPRINT_ATTR, data_fingerprint
-
     source = data or stored.settings.data_source or stored.settings.data
     dataset = load_dataset(source) if isinstance(source, str) else source
     saved = (stored.study.user_attrs.get(FINGERPRINT_ATTR) or {}).get("data")

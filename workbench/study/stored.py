@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench._infra.errors import WorkbenchError
+from workbench.storages.storage import DEFAULT_STORAGE, load_study
 from workbench.study import front
 from workbench.study.front import TrialRecord
 from workbench.study.schema import StudySettings
@@ -30,9 +31,8 @@ class StoredStudy:
     """
 
     def __init__(self, study: "str | optuna.Study", storage: str | None = None):
-        import optuna
+        import optuna  # heavy: optuna
 
-        from workbench.storages.storage import DEFAULT_STORAGE, load_study
 
         if isinstance(study, optuna.Study):
             self.study = study

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import optuna
 
 from workbench._infra.errors import WorkbenchError
-from workbench.study.front import TrialRecord, best_of, by_architecture
 from workbench.hardware.profiles import DeviceProfile, profiles_with
+from workbench.hardware.trust import precisions_of, trust_lines
+from workbench.study.front import TrialRecord, best_of, by_architecture
 from workbench.study.objectives import OBJECTIVES
 from workbench.study.schema import StudySettings
 from workbench.study.stored import StoredStudy
-from workbench.hardware.trust import precisions_of, trust_lines
 
 COUNTS = {"macs": "MACs", "params": "parameters"}  # axes that are no objective: minimised, the same on every device
 COLORS = {"front": "#d62728", "feasible": "#1f77b4", "infeasible": "#b0b0b0", "rejected": "#7f7f7f",
@@ -215,7 +215,7 @@ def show_errors_as_one_line() -> bool:
     instead of a traceback through the workbench's internals; other exceptions keep their traceback.
     The cell still fails, so Run All stops there. Returns False outside IPython."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # optional: IPython (the notebook extra)
     except ImportError:
         return False
     shell = get_ipython()

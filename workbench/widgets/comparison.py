@@ -11,16 +11,25 @@ feasibility rule).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from workbench.study.compare import AXES, Reference, empty_reason, normalised_hypervolume, reference_for, verdict
+from workbench.hardware.profiles import DeviceProfile, load_profile
+from workbench.study.compare import (
+    AXES,
+    Reference,
+    empty_reason,
+    normalised_hypervolume,
+    reference_for,
+    verdict,
+)
 from workbench.study.front import TrialRecord
 from workbench.study.objectives import LATENCY
-from workbench.hardware.profiles import DeviceProfile, load_profile
 from workbench.widgets.common import PALETTE, StudyView, esc, hover_text, study_view
 from workbench.widgets.plot import PlotView
+
 
 @dataclass
 class FrontEntry:
@@ -138,8 +147,6 @@ class FrontComparison(widgets.VBox):
 
     @staticmethod
     def _latency_range(lats: list[float], log: bool) -> list[float] | None:
-        import math
-
         lats = [v for v in lats if v and v > 0]
         if not lats:
             return None

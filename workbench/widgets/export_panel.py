@@ -15,11 +15,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from workbench.export.trial import trial_folder
-from workbench.export.formats import FORMATS
-from workbench.study.front import TrialRecord
 from workbench._infra.notices import listening, one_line
+from workbench.export.formats import FORMATS
+from workbench.export.trial import export_trial, trial_folder
 from workbench.hardware.profiles import load_profile
+from workbench.study.front import TrialRecord
 from workbench.widgets.common import esc, one_line_error
 
 # the dropdown: every registered format (export.formats.FORMATS is the one list), labelled by its help's head
@@ -117,8 +117,6 @@ class ExportPanel(widgets.VBox):
 
     def export(self, fmt: str | None = None):
         """Export the shown trial now (blocking); returns the ``ExportResult``."""
-        from workbench.export.trial import export_trial
-
         if self.record is None or self.record.accuracy is None:
             raise ValueError("pick a trained trial first (inspector.show / click a point)")
         fmt = fmt or self.format.value

@@ -58,8 +58,15 @@ class _Reader:
 
 def write_int8(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
     """QDQ INT8 (int4 weights where the policy says 4 bits), calibrated on ``calib``."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import (  # heavy: onnxruntime
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import (
+        quant_pre_process,  # heavy: onnxruntime
+    )
 
     with tempfile.TemporaryDirectory(prefix="wb-onnx-") as tmp:
         fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"

@@ -42,7 +42,7 @@ def _channel_last(x: np.ndarray) -> np.ndarray:
 
 
 def _wrapped(model: torch.nn.Module):
-    import litert_torch
+    import litert_torch  # optional: litert_torch (the export extra)
 
     arch = getattr(model, "arch", None)
     if arch is not None and len(arch.input_shape) < 2:
@@ -57,7 +57,7 @@ def _layout(arch) -> str:
 def write_fp32(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, layer_bits: dict) -> WriteResult:
     sample = torch.from_numpy(_channel_last(calib[:1]))
     with _converting():
-        import litert_torch  # its import (torchao) logs; inside quiet()
+        import litert_torch  # optional: litert_torch (the export extra); its import (torchao) logs; inside quiet()
 
         edge = litert_torch.convert(_wrapped(model), (sample,))
         edge.export(str(path))
@@ -68,11 +68,21 @@ def write_int8(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, laye
     """PT2E full-INT8 with int8 I/O, calibrated on ``calib`` (channel-first samples)."""
     samples = torch.from_numpy(_channel_last(calib))
     with _converting():
-        import litert_torch
-        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-        from litert_torch.quantize.quant_config import QuantConfig
-        from torchao.quantization.pt2e import move_exported_model_to_eval
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        import litert_torch  # optional: litert_torch (the export extra)
+        from litert_torch.quantize.pt2e_quantizer import (  # optional: litert_torch (the export extra)
+            PT2EQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from litert_torch.quantize.quant_config import (
+            QuantConfig,  # optional: litert_torch (the export extra)
+        )
+        from torchao.quantization.pt2e import (
+            move_exported_model_to_eval,  # optional: torchao (the export extra)
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import (  # optional: torchao (the export extra)
+            convert_pt2e,
+            prepare_pt2e,
+        )
 
         quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         graph = torch.export.export(_wrapped(model), (samples[:1],)).module()
@@ -119,7 +129,10 @@ def interpreter(path, resolver: str = "AUTO"):
     """A LiteRT interpreter on one thread with one of its kernel sets (``OpResolverType`` name):
     ``AUTO`` (default XNNPACK delegate, what verification runs), ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``
     (the file's own op list, what op inspection needs), ``BUILTIN_REF`` (reference kernels)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import (  # optional: ai_edge_litert (the export extra)
+        Interpreter,
+        OpResolverType,
+    )
 
     with quiet():
         it = Interpreter(model_path=str(path), num_threads=1,
@@ -150,7 +163,7 @@ class TfliteRunner(Runner):
     dequantises int8 outputs with the tensors' own parameters."""
 
     def __init__(self, path):
-        import ai_edge_litert
+        import ai_edge_litert  # optional: ai_edge_litert (the export extra)
 
         self.it = interpreter(path)
         self._in = self.it.get_input_details()[0]

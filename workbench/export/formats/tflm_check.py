@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from workbench._infra.errors import WorkbenchError
+from workbench.export.formats.tflite_format import interpreter
+from workbench.export.formats.tflm_runner import run_tflm
 from workbench.hardware.memory import HOST_TFLM, estimate_int8_export
 
 TOLERANCE = 0.05
@@ -32,8 +34,7 @@ MAX_STEP_DIFF = 1
 def tflm_check(path: Path, runner, x_test: np.ndarray, arch) -> tuple[dict, list[str]]:
     """(manifest record, warnings) for the int8 file at ``path``; ``runner`` is its LiteRT runner."""
     try:
-        from workbench.export.formats.tflm_runner import run_tflm
-        import tflite_micro  # noqa: F401
+        import tflite_micro  # noqa: F401  # optional: tflite_micro (the export extra)
     except ImportError:
         return {"skipped": "tflite-micro is not installed"}, [
             "TFLite Micro check skipped: the tflite-micro package is not installed (pip install -e '.[export]')"]
@@ -77,8 +78,6 @@ def _steps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def litert_kernels_int8(path: Path, inputs: np.ndarray, resolver: str) -> np.ndarray:
     """LiteRT's raw outputs with one of its kernel sets (``OpResolverType`` name, no delegate)."""
-    from workbench.export.formats.tflite_format import interpreter
-
     it = interpreter(path, resolver)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     rows = []

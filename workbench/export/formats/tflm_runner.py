@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,6 @@ class TflmRun:
 
 
 def tflm_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("tflite-micro")
     except PackageNotFoundError:
@@ -100,7 +99,9 @@ def parse_allocations(text: str) -> TflmRun:
 
 def _child(model_path: str, in_path: str, out_path: str) -> None:
     """Child-process body: run the model, save outputs, print the allocation record, exit."""
-    from tflite_micro.python.tflite_micro import runtime
+    from tflite_micro.python.tflite_micro import (
+        runtime,  # optional: tflite_micro (the export extra)
+    )
 
     interp = runtime.Interpreter.from_bytes(Path(model_path).read_bytes(), arena_size=ARENA_BYTES)
     detail = interp.get_input_details(0)
