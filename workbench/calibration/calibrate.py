@@ -47,12 +47,7 @@ from workbench.hardware.latency_model import (
 )
 from workbench.hardware.lut import LutEntry, write_lut
 from workbench.hardware.machine import this_machine
-from workbench.hardware.profiles import (
-    PROFILES_DIR,
-    list_profiles,
-    model_profile,
-    parse_profile,
-)
+from workbench.hardware.profiles import PROFILES_DIR, list_profiles, model_profile, parse_profile
 from workbench.model.arch import Architecture
 from workbench.model.ops import Op
 from workbench.model.space import all_spaces, load_space
@@ -477,9 +472,7 @@ def calibrate_lut(profile, measurements: list[Measurement], ops_per_model: list[
 
 
 def _rewrite_lut(profile, c: dict[str, float], machine: dict | None, command: str, summary: dict) -> None:
-    from workbench.calibration.host_profile import (
-        set_measured_on,  # heavy: onnx, onnxruntime
-    )
+    from workbench.calibration.host_profile import set_measured_on  # heavy: onnx, onnxruntime
     from workbench.calibration.profiler import MIN_MS  # heavy: onnx, onnxruntime
 
     machine = machine or this_machine()
@@ -511,9 +504,7 @@ def time_host_models(profile, n_per_space: int = QUICK_MODELS, seed: int = QUICK
     """Time seeded random models of every shipped space here, end to end, with the profiler's session
     settings and timing statistic (what ``--quick`` fits to). Fixed spaces give one model per precision."""
     from workbench.calibration.graph_timing import measure  # heavy: onnx, onnxruntime
-    from workbench.calibration.op_graphs import (
-        deployed_graph,  # heavy: onnx, onnxruntime
-    )
+    from workbench.calibration.op_graphs import deployed_graph  # heavy: onnx, onnxruntime
 
     facts = this_machine()
     source = f"timed here: {facts['cpu']}, {facts['runtime']}, 1 thread, {datetime.date.today().isoformat()}"

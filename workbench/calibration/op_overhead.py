@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.calibration.graph_timing import DEFAULT_REPEATS, DEFAULT_WARMUP, measure, time_session
 from workbench._infra.onnx_graph import input_for, make_session
+from workbench.calibration.graph_timing import DEFAULT_REPEATS, DEFAULT_WARMUP, measure, time_session
 from workbench.calibration.op_graphs import deployed_graph, null_graph
 
 CALIB_SEED = 1000  # disjoint from the benchmarks' seed 0

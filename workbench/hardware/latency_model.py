@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
-from workbench.model.ops import PRECISIONS, Op
-from workbench.hardware.lut import entry_for, write_lut
 from workbench._infra.yamlio import Fields, load_yaml_mapping
+from workbench.hardware.lut import entry_for, write_lut
+from workbench.model.ops import PRECISIONS, Op
 
 LAYER_TYPES = ("conv", "depthwise", "pointwise", "fc")
 # Which kernels a precision runs: 4-bit weights are unpacked into the int8 kernels (so a calibration

@@ -37,15 +37,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from workbench._infra.memo import BoundedMemo
-from workbench.model.tflite_graph import (
-    Const,
-    Graph,
-    TOp,
-    align,
-    constants,
-    lower,
-    prod,
-)
+from workbench.model.tflite_graph import Const, Graph, TOp, align, constants, lower, prod
 
 # ---------------------------------------------------------------- TFLM's memory planner
 
@@ -317,8 +309,8 @@ def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
 # ---------------------------------------------------------------- reading a written file back
 
 def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import (
-        schema_py_generated as schema,  # optional: tflite_micro (the export extra)
+    from tflite_micro.tensorflow.lite.micro.python import (# optional: tflite_micro (the export extra)
+        schema_py_generated as schema,
     )
 
     return schema

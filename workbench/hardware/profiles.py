@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.memo import BoundedMemo
+from workbench._infra.yamlio import Fields, load_yaml_mapping
 from workbench.hardware.latency import LatencySource, SourceContext, source_kind
 from workbench.hardware.latency_model import build_modeled_lut
 from workbench.hardware.locations import PROFILES_DIR
@@ -24,8 +25,6 @@ from workbench.hardware.machine import warn_if_other_machine
 from workbench.hardware.memory import parse_runtime
 from workbench.model.ops import PRECISIONS
 from workbench.model.space import all_spaces, enumerate_ops
-from workbench._infra.yamlio import Fields, load_yaml_mapping
-
 
 DEVICE_CLASSES = ("mcu", "cpu", "accelerator")
 

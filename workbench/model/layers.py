@@ -11,7 +11,6 @@ from torch import nn
 
 from workbench.model.geometry import same_pads
 
-
 _ACTS = {"relu6": lambda: nn.ReLU6(inplace=True), "relu": lambda: nn.ReLU(inplace=True)}
 
 

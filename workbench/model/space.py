@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
-from workbench.model.families import FAMILIES
 from workbench._infra.yamlio import Fields, parse_yaml_mapping, read_yaml_text
+from workbench.model.arch import Architecture
+from workbench.model.families import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACES_DIR = ROOT / "search_spaces"

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from workbench.model.builder import build_model
 from workbench._infra.process_settings import torch_threads
+from workbench.model.builder import build_model
 from workbench.model.quant import calibrate, freeze, quant_disabled, quantize_model
 
 DEFAULT_LR = 1e-2

@@ -15,20 +15,10 @@ import torch
 from torch import nn
 
 from workbench._infra.errors import WorkbenchError
-from workbench._infra.safeio import (
-    MAX_WEIGHTS_BYTES,
-    check_file_size,
-    check_zip_members,
-    one_line,
-)
+from workbench._infra.safeio import MAX_WEIGHTS_BYTES, check_file_size, check_zip_members, one_line
 from workbench.model.arch import Architecture
 from workbench.model.builder import build_model
-from workbench.model.quant import (
-    deployable_model,
-    freeze,
-    quantize_model,
-    saved_quantized,
-)
+from workbench.model.quant import deployable_model, freeze, quantize_model, saved_quantized
 
 
 def load_weights(arch: Architecture, path: str | Path) -> nn.Module:

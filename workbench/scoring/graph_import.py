@@ -87,9 +87,7 @@ _TFLITE_ALIAS = {"QUANTIZE", "DEQUANTIZE", "PAD", "PADV2"}
 
 def _read_tflite(path: Path) -> Graph:
     try:
-        from ai_edge_litert import (
-            schema_py_generated as schema,  # optional: ai_edge_litert (the export extra)
-        )
+        from ai_edge_litert import schema_py_generated as schema  # optional: ai_edge_litert (the export extra)
     except ImportError:
         raise WorkbenchError("reading .tflite files needs the export extra: pip install -e '.[export]'",
                              where=str(path)) from None

@@ -33,12 +33,12 @@ from functools import cached_property
 from math import prod
 from pathlib import Path
 
-from workbench.hardware.cost import CostEstimate, estimate
 from workbench._infra.errors import WorkbenchError
-from workbench.scoring.graph_import import Graph, GNode, channel_first, read_graph
-from workbench.model.ops import Op, Segment
+from workbench.hardware.cost import CostEstimate, estimate
 from workbench.hardware.profiles import DeviceProfile, all_profiles, load_profile
 from workbench.hardware.trust import LatencyTrust, precisions_of, statements
+from workbench.model.ops import Op, Segment
+from workbench.scoring.graph_import import GNode, Graph, channel_first, read_graph
 
 
 @dataclass(frozen=True)

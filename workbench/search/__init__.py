@@ -13,9 +13,9 @@ architecture → costs, constraints, evaluation → values; benchmarks call it),
 :class:`Search` runner: storage, workers, tally, heartbeats, listeners), :mod:`.counting` (what
 ``--trials`` counts) and :mod:`.progress` (what listeners receive).
 """
+from workbench.model.evaluators import EVALUATORS
 from workbench.search.config import QUICKSTART, SearchConfig, check_latency_coverage, default, parse_objectives
 from workbench.search.counting import completed_trials, is_trained, trained_trials
-from workbench.model.evaluators import EVALUATORS
 from workbench.search.progress import TrialOutcome, print_progress
 from workbench.search.runner import MAX_UNTRAINED_STREAK, Search, SearchExhausted, SearchResult
 from workbench.search.samplers import SAMPLERS, Sampler, SamplerContext, make_sampler, register_sampler

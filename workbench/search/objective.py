@@ -14,13 +14,13 @@ from typing import Callable
 
 import optuna
 
-from workbench.model.arch import Architecture
+from workbench._infra.registry import resolve
 from workbench.hardware.cost import CostEstimate, estimate, violations
+from workbench.model.arch import Architecture
+from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import TrialSuggester
 from workbench.study.objectives import OBJECTIVES
 from workbench.study.schema import Keys, arch_key
-from workbench._infra.registry import resolve
-from workbench.model.evaluators import EVALUATORS
 
 LEGACY_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard reads (a list, Optuna < 5)
 

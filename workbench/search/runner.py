@@ -20,22 +20,32 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench._infra.errors import WorkbenchError
-from workbench.study.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
-from workbench.study.front import TrialRecord
-from workbench.study.objectives import OBJECTIVES, costs
 from workbench._infra.notices import WorkbenchNotice, notify
 from workbench._infra.processes import acknowledge, shielded
 from workbench.hardware.profiles import DeviceProfile
-from workbench.storages.recovery import OWNER, Heartbeat, owner_record, recover
 from workbench.model.space import SearchSpace, TrialSuggester
-from workbench.storages.storage import DEFAULT_STORAGE, GRACE_FACTOR, HEARTBEAT_S, load_study, open_storage, redact, storage_faults, tally_lock, wait_until
-from workbench.study.schema import Keys, StudySettings
-from workbench.study.stored import StoredStudy
 from workbench.search import objective
 from workbench.search.config import COMPARED, SearchConfig
 from workbench.search.counting import holder, is_trained, trained_trials
 from workbench.search.progress import TrialOutcome
 from workbench.search.samplers import make_sampler
+from workbench.storages.recovery import OWNER, Heartbeat, owner_record, recover
+from workbench.storages.storage import (
+    DEFAULT_STORAGE,
+    GRACE_FACTOR,
+    HEARTBEAT_S,
+    load_study,
+    open_storage,
+    redact,
+    storage_faults,
+    tally_lock,
+    wait_until,
+)
+from workbench.study.fingerprint import FINGERPRINT_ATTR, differences, fingerprint
+from workbench.study.front import TrialRecord
+from workbench.study.objectives import OBJECTIVES, costs
+from workbench.study.schema import Keys, StudySettings
+from workbench.study.stored import StoredStudy
 
 MAX_UNTRAINED_STREAK = 200  # consecutive candidates a worker may find infeasible or already trained before it stops
 DEFINITION_WAIT_S = 10  # how long a joiner waits for a study's creator to finish recording its settings

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from workbench.hardware.profiles import DeviceProfile
 from workbench.study.front import TrialRecord
 from workbench.study.objectives import ACCURACY, LATENCY, hypervolume
-from workbench.hardware.profiles import DeviceProfile
 
 AXES = (ACCURACY.name, LATENCY.name)  # the objectives every compared front is drawn and measured in
 Point = tuple[float, float]  # (accuracy, latency ms)

@@ -22,9 +22,9 @@ from typing import Sequence
 
 import optuna
 
-from workbench.model.arch import Architecture
 from workbench.hardware.cost import estimate, violations
 from workbench.hardware.profiles import DeviceProfile, load_profile
+from workbench.model.arch import Architecture
 from workbench.study.objectives import OBJECTIVES, costs
 from workbench.study.schema import Keys, arch_key, stored_repeats
 

@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Mapping
 
+from workbench._infra.errors import WorkbenchError
 from workbench.model.arch import Architecture
 from workbench.model.evaluators import EVALUATORS
-from workbench._infra.errors import WorkbenchError
 
 if TYPE_CHECKING:
     import optuna

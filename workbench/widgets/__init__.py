@@ -26,8 +26,8 @@ from workbench.widgets.explorer import ParetoExplorer
 from workbench.widgets.export_panel import ExportPanel
 from workbench.widgets.inspector import TrialInspector
 from workbench.widgets.live import LiveSearch
-from workbench.widgets.plot import PlotView
 from workbench.widgets.model_score import ModelScorePanel, score_file
+from workbench.widgets.plot import PlotView
 
 __all__ = ["ExportPanel", "FrontComparison", "LiveSearch", "ModelScorePanel", "ParetoExplorer", "PlotView", "StudyView",
            "TrialInspector", "explore", "score_file", "study_view"]

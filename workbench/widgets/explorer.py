@@ -22,9 +22,23 @@ import threading
 
 import ipywidgets as widgets
 
-from workbench.study.front import TrialRecord, best_of
 from workbench.hardware.profiles import DeviceProfile
-from workbench.widgets.common import COLORS, StudyView, axis_options, axis_title, axis_unit, esc, hover_text, metric_value, minimised, one_line_error, split_axis, study_view, trust_html
+from workbench.study.front import TrialRecord, best_of
+from workbench.widgets.common import (
+    COLORS,
+    StudyView,
+    axis_options,
+    axis_title,
+    axis_unit,
+    esc,
+    hover_text,
+    metric_value,
+    minimised,
+    one_line_error,
+    split_axis,
+    study_view,
+    trust_html,
+)
 from workbench.widgets.export_panel import ExportPanel
 from workbench.widgets.inspector import TrialInspector
 from workbench.widgets.plot import PlotView

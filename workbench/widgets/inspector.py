@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
-from workbench.hardware.cost import per_op_latency
 from workbench._infra.errors import WorkbenchError
-from workbench.study.front import TrialRecord
+from workbench.hardware.cost import per_op_latency
 from workbench.hardware.profiles import DeviceProfile
+from workbench.study.front import TrialRecord
 from workbench.widgets.common import COLORS, esc, trust_html
 
 _BAR = ('<div style="background:#eee;width:{width}px;height:10px;display:inline-block;vertical-align:middle">'

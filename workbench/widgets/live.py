@@ -23,10 +23,10 @@ import ipywidgets as widgets
 import optuna
 
 from workbench._infra.errors import WorkbenchError
-from workbench.study.front import best_of
 from workbench._infra.notices import listening, one_line
 from workbench.search import Search, SearchResult, TrialOutcome, is_trained
 from workbench.storages.storage import DEFAULT_STORAGE, load_study
+from workbench.study.front import best_of
 from workbench.study.schema import StudySettings
 from workbench.widgets.common import one_line_error
 from workbench.widgets.explorer import ParetoExplorer

@@ -19,10 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from workbench.model.ops import kinds_for_format
 from workbench._infra.process_settings import quiet as _quiet_process
 from workbench._infra.registry import Registry
 from workbench._infra.timing import Timing, time_calls
+from workbench.model.ops import kinds_for_format
 
 _NOISY_LOGGERS = ("", "torch", "torchao", "torch.onnx", "torch.export", "absl")
 

@@ -64,9 +64,7 @@ def write_int8(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, laye
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import (
-        quant_pre_process,  # heavy: onnxruntime
-    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # heavy: onnxruntime
 
     with tempfile.TemporaryDirectory(prefix="wb-onnx-") as tmp:
         fp32, pre = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Sequence
 
-from workbench.model.arch import Architecture
 from workbench._infra.errors import WorkbenchError
 from workbench.export.formats import FORMATS, Format
+from workbench.model.arch import Architecture
 
 EXPORT_INSTALL = 'pip install -e ".[export]"  (from a checkout; else pip install "tinyml-workbench[export]")'
 

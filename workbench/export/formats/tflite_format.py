@@ -73,12 +73,8 @@ def write_int8(model: torch.nn.Module, arch, calib: np.ndarray, path: Path, laye
             PT2EQuantizer,
             get_symmetric_quantization_config,
         )
-        from litert_torch.quantize.quant_config import (
-            QuantConfig,  # optional: litert_torch (the export extra)
-        )
-        from torchao.quantization.pt2e import (
-            move_exported_model_to_eval,  # optional: torchao (the export extra)
-        )
+        from litert_torch.quantize.quant_config import QuantConfig  # optional: litert_torch (the export extra)
+        from torchao.quantization.pt2e import move_exported_model_to_eval  # optional: torchao (the export extra)
         from torchao.quantization.pt2e.quantize_pt2e import (  # optional: torchao (the export extra)
             convert_pt2e,
             prepare_pt2e,

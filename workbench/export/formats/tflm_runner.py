@@ -99,9 +99,7 @@ def parse_allocations(text: str) -> TflmRun:
 
 def _child(model_path: str, in_path: str, out_path: str) -> None:
     """Child-process body: run the model, save outputs, print the allocation record, exit."""
-    from tflite_micro.python.tflite_micro import (
-        runtime,  # optional: tflite_micro (the export extra)
-    )
+    from tflite_micro.python.tflite_micro import runtime  # optional: tflite_micro (the export extra)
 
     interp = runtime.Interpreter.from_bytes(Path(model_path).read_bytes(), arena_size=ARENA_BYTES)
     detail = interp.get_input_details(0)

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from functools import lru_cache
 
+from workbench.model.families import Family, register
+from workbench.model.families.common import (
+    BLOCK_KEYS,
+    PRECISION_BITS,
+    SEGMENT_MEMO_SIZE,
+    classifier_segment,
+    require_odd,
+)
 from workbench.model.geometry import out_len, pool_len
 from workbench.model.ops import Op, Segment
-from workbench.model.families import Family, register
-from workbench.model.families.common import BLOCK_KEYS, PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, require_odd
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,21 @@ block shares (``count``, ``width``, ``kernel``, ``stride``) or a list with one m
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from functools import lru_cache
 
-from workbench.model.ops import Segment
 from workbench._infra.yamlio import Fields
 from workbench.model.families import Family, register
-from workbench.model.families.common import BLOCK_KEYS, PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv2d, conv_segment, data_dim, require_odd
+from workbench.model.families.common import (
+    BLOCK_KEYS,
+    PRECISION_BITS,
+    SEGMENT_MEMO_SIZE,
+    classifier_segment,
+    conv2d,
+    conv_segment,
+    data_dim,
+    require_odd,
+)
+from workbench.model.ops import Segment
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from functools import lru_cache
 
-from workbench.model.geometry import out_len
-from workbench.model.ops import Op, Segment
 from workbench._infra.yamlio import Fields
 from workbench.model.families import Family, register
-from workbench.model.families.common import PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv_segment, data_dim, parse_image_input, parse_square_stem, require_odd as _require_odd
+from workbench.model.families.common import (
+    PRECISION_BITS,
+    SEGMENT_MEMO_SIZE,
+    classifier_segment,
+    conv_segment,
+    data_dim,
+    parse_image_input,
+    parse_square_stem,
+)
+from workbench.model.families.common import require_odd as _require_odd
+from workbench.model.geometry import out_len
+from workbench.model.ops import Op, Segment
 
 
 @dataclass(frozen=True)

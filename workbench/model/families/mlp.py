@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
 
-from workbench.model.ops import Op, Segment
 from workbench._infra.yamlio import Fields
 from workbench.model.families import Family, register
 from workbench.model.families.common import PRECISION_BITS, SEGMENT_MEMO_SIZE
+from workbench.model.ops import Op, Segment
 
 MAX_LAYERS = 32
 _LAYER_KEYS = tuple((f"l{i}", f"l{i}_width", f"l{i}_wbits") for i in range(1, MAX_LAYERS + 1))

@@ -10,10 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from workbench.model.ops import Op, Segment
 from workbench._infra.yamlio import Fields
 from workbench.model.families import Family, register
-from workbench.model.families.common import PRECISION_BITS, SEGMENT_MEMO_SIZE, classifier_segment, conv_segment, data_dim, parse_image_input, parse_square_stem, require_odd, window_out
+from workbench.model.families.common import (
+    PRECISION_BITS,
+    SEGMENT_MEMO_SIZE,
+    classifier_segment,
+    conv_segment,
+    data_dim,
+    parse_image_input,
+    parse_square_stem,
+    require_odd,
+    window_out,
+)
+from workbench.model.ops import Op, Segment
 
 
 @dataclass(frozen=True)
