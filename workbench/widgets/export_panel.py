@@ -17,7 +17,7 @@ import ipywidgets as widgets
 
 from workbench._infra.notices import listening, one_line
 from workbench.export.formats import FORMATS
-from workbench.export.trial import export_trial, trial_folder
+from workbench.export import trial as trial_export  # the module: tests replace its export_trial
 from workbench.hardware.profiles import load_profile
 from workbench.study.front import TrialRecord
 from workbench.widgets.common import esc, one_line_error
@@ -90,7 +90,7 @@ class ExportPanel(widgets.VBox):
     def folder(self, record: TrialRecord | None = None) -> Path | None:
         """The absolute folder this trial's export goes to (its own, per study and trial)."""
         record = record or self.record
-        return None if record is None else trial_folder(self.out_dir.value, self.study_name, record.number)
+        return None if record is None else trial_export.trial_folder(self.out_dir.value, self.study_name, record.number)
 
     def set_trial(self, record: TrialRecord, device: str | None = None) -> None:
         """Only trained trials have weights to rebuild; rejected ones keep the button off."""
@@ -131,8 +131,8 @@ class ExportPanel(widgets.VBox):
         self.output.value = f"exporting trial {self.record.number} as {esc(fmt)} …"
         self.shown_notices, self.notices.value = [], ""
         with listening(self._show_notice):  # this thread's notices go to the panel, not to whichever cell runs
-            self.result = export_trial(self.study_name, self.storage, self.record.number, [fmt], self.folder(),
-                                       device=self.device, log=log, repeats=self.repeats)
+            self.result = trial_export.export_trial(self.study_name, self.storage, self.record.number, [fmt],
+                                                    self.folder(), device=self.device, log=log, repeats=self.repeats)
         self.output.value = result_html(self.result)
         return self.result
 
