@@ -118,7 +118,8 @@ class Runtime:
     code_base_bytes: int = 0
     code_bytes: tuple[tuple[str, int], ...] = ()  # (TFLite operator, kernel code bytes)
     source: str = ""
-    # segment in context → its memoised memory piece, owned by this runtime (bounded: see MEMO_SIZE)
+    # segment in context → its memoised memory piece, and operator set → code bytes, owned by this runtime
+    # (bounded: see MEMO_SIZE)
     memo: BoundedMemo = field(default_factory=lambda: BoundedMemo(MEMO_SIZE), compare=False, hash=False, repr=False)
 
     @property
@@ -306,7 +307,8 @@ def const_file_bytes(c: Const, quantized: bool) -> int:
     """A constant: its buffer (with its length, 16-byte aligned), per-channel quantisation (float32 scale +
     int64 zero point per channel), shape, table entry and name."""
     q = TABLE_BYTES["per_quantized_tensor"] if quantized and c.channels else 0
-    return align(c.data_bytes + 4) + 12 * c.channels + 4 + 4 * c.rank + TABLE_BYTES["per_tensor"] + name_bytes(c.role) + q
+    return (align(c.data_bytes + 4) + 12 * c.channels + 4 + 4 * c.rank + TABLE_BYTES["per_tensor"]
+            + name_bytes(c.role) + q)
 
 
 def code_bytes(g: Graph, runtime: Runtime) -> int:

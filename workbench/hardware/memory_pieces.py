@@ -30,9 +30,10 @@ reference's. ``tests/test_memory.py`` and ``benchmarks/bench_scoring.py`` check 
 """
 from __future__ import annotations
 
-from workbench.hardware.memory import (HOST_TFLM, Arena, MemoryEstimate, Runtime, activation_buffers, const_file_bytes,
-                                       first_gap, graph_file_bytes, kernel_code_bytes, op_file_bytes, op_persistent_bytes, persistent_bytes,
-                                       place, placement_order, reference_memory, scratch_buffers, tensor_file_bytes)
+from workbench.hardware.memory import (HOST_TFLM, Arena, MemoryEstimate, Runtime, activation_buffers,
+                                       const_file_bytes, first_gap, graph_file_bytes, kernel_code_bytes, op_file_bytes,
+                                       op_persistent_bytes, persistent_bytes, place, placement_order, reference_memory,
+                                       scratch_buffers, tensor_file_bytes)
 from workbench.model.tflite_graph import CONV_KINDS, lower_segment
 
 # Offsets a segment's plan remembers per query kind. A segment's boundary offsets take few values (each is
@@ -142,8 +143,10 @@ class Piece:
         # the chain the composition assumes: one buffer per tensor (none empty), the output written last by
         # the last operator, and a segment taking the previous one's output, of the same width
         # (estimate_memory compares ``entry`` with the previous piece's ``exit``; False never matches)
-        composable = bool(g.ops) and len(buffers) == len(g.tensors) == out + 1 and g.ops[-1].output == out
-        self.entry = False if not composable else None if first else (width, buffers[0][0])
+        if not (g.ops and len(buffers) == len(g.tensors) == out + 1 and g.ops[-1].output == out):
+            self.entry = False  # its architectures are computed from the whole graph
+            return
+        self.entry = None if first else (width, buffers[0][0])
         self.exit = (width, buffers[out][0])
         self.activations = Plan(buffers, None if first else 0, out)
         scratch = scratch_buffers(g, runtime)
@@ -152,21 +155,7 @@ class Piece:
         requests = range(len(buffers), len(buffers) + len(scratch))
         self.in_aside = first or not any(i in depends_on(self.head.buffers, 0) for i in requests)
         self.out_aside = not any(i in depends_on(self.head.buffers, out) for i in requests)
-        quantized = width == 1
-        ranks = g.ranks if first else g.ranks[1:]  # a later segment's input is the previous segment's tensor
-        unkeyed = [c for op in g.ops for c in op.consts if c.key is None]
-        operands: dict = {}
-        for op in g.ops:
-            for c in op.consts:
-                if c.key is not None and c.key not in operands:
-                    operands[c.key] = const_file_bytes(c, quantized)
-        self.operands = operands
-        file = (sum(op_file_bytes(op) for op in g.ops) + sum(tensor_file_bytes(r, quantized) for r in ranks)
-                + sum(const_file_bytes(c, quantized) for c in unkeyed))
-        # what compose() adds up: persistent tensors (activations and constants but the shared operands),
-        # operators, scratch requests, the operators' persistent bytes, file bytes
-        self.sums = (len(ranks) + len(unkeyed), len(g.ops), len(scratch),
-                     sum(op_persistent_bytes(op) for op in g.ops), file)
+        self.sums, self.operands = additive_parts(g, first, len(scratch))
         self.codes = frozenset(op.code for op in g.ops)
         self.graph_file_bytes = graph_file_bytes(g.ops[-1].role if g.ops else None)  # when it ends the graph
         self._peaks: dict = {}
@@ -178,6 +167,24 @@ class Piece:
         if hit is None:
             hit = _remember(self._peaks, key, (self.activations.peak(*key), self.head.peak(*key)))
         return hit
+
+
+def additive_parts(g, first: bool, n_scratch: int) -> tuple[tuple, dict]:
+    """What compose() adds up for a segment's graph ``g``: (persistent tensors — activations it creates and
+    constants but the shared operands —, operators, scratch requests, the operators' persistent bytes, file
+    bytes), and the shared operands' file bytes by key (first occurrence)."""
+    quantized = g.width == 1
+    ranks = g.ranks if first else g.ranks[1:]  # a later segment's input is the previous segment's tensor
+    unkeyed = [c for op in g.ops for c in op.consts if c.key is None]
+    operands: dict = {}
+    for op in g.ops:
+        for c in op.consts:
+            if c.key is not None and c.key not in operands:
+                operands[c.key] = const_file_bytes(c, quantized)
+    file = (sum(op_file_bytes(op) for op in g.ops) + sum(tensor_file_bytes(r, quantized) for r in ranks)
+            + sum(const_file_bytes(c, quantized) for c in unkeyed))
+    op_bytes = sum(op_persistent_bytes(op) for op in g.ops)
+    return (len(ranks) + len(unkeyed), len(g.ops), n_scratch, op_bytes, file), operands
 
 
 def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
