@@ -103,9 +103,10 @@ def first_gap(intervals, size: int) -> int:
 # ---------------------------------------------------------------- runtime description
 
 # Segment pieces (workbench.hardware.memory_pieces) a runtime remembers, least recently used dropped first:
-# the shipped spaces' 20,000-architecture samples hold < 4,000 distinct segments (vision), each a piece
-# per context (the next op a convolution or not, first segment or not), a few KB with its memoised plans.
-MEMO_SIZE = 16_384
+# the families keep 8,192 segments per memoised function (a segment they drop comes back as a new object,
+# so its old piece is never asked again), and 20,000 random architectures of a shipped space hold < 4,000
+# (vision). A piece with its memoised plans is ~6 KB, so a full memo is ~50 MB per runtime.
+MEMO_SIZE = 8192
 
 
 @dataclass(frozen=True)
