@@ -9,7 +9,7 @@ segments, their latency and their memory pieces are warm, as after the first tri
 - ``new/s``: ``cost.estimate`` on architectures drawn with another seed that were never scored —
   unlowered (choices only), so their lowering to segments, the latency sum over segments and the TFLite
   Micro memory model composed from per-segment pieces (:mod:`workbench.hardware.memory_pieces`) are timed;
-  duplicates of a scored architecture are left out;
+  those lowering like a scored architecture (or like each other) are left out;
 - ``before/s``: the same on up to 2,000 of them with the whole-graph memory model
   (:func:`workbench.hardware.memory.reference_memory`: lower the graph, plan it, sum it) — what a new
   architecture cost before the pieces;
@@ -65,12 +65,15 @@ def per_second(fn, items, repeats: int = 1) -> float:
 
 
 def never_scored(drawn, scored):
-    """The drawn architectures that differ from every scored one and from each other."""
-    seen = {a.choices for a in scored}
+    """The drawn architectures whose schedule differs from every scored one's and from each other's (two
+    choices can lower alike — the quantisation mode changes no op —, and the estimator keeps what it
+    computed per schedule)."""
+    seen = {(a.segments, a.input_shape) for a in scored}
     fresh = []
     for a in drawn:
-        if a.choices not in seen:
-            seen.add(a.choices)
+        key = (a.segments, a.input_shape)
+        if key not in seen:
+            seen.add(key)
             fresh.append(a)
     return fresh
 
