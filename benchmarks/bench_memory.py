@@ -6,7 +6,7 @@ stores identical constants once, and all-zero biases would shrink the file unrea
 the full-INT8 ``.tflite`` exactly as ``workbench export`` does (calibrated on a few random samples;
 memory does not depend on training), load it in TFLM (``tflite-micro`` host build) and compare:
 
-- SRAM: :func:`workbench.hardware.memory.estimate_memory` arena (host runtime: 64-bit, reference kernels)
+- SRAM: :func:`workbench.hardware.memory_pieces.estimate_memory` arena (host runtime: 64-bit, reference kernels)
   against the arena TFLM's ``RecordingMicroAllocator`` reports;
 - flash: the predicted ``.tflite`` size against the written file's size (runtime code is a
   per-profile constant added on top and is not measured here).
@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 from workbench.model.arch import Architecture  # noqa: E402
 from workbench.export.formats.tflite_format import write_int8  # noqa: E402
 from workbench.export.formats.tflm_runner import run_tflm  # noqa: E402
-from workbench.hardware.memory import HOST_TFLM, estimate_memory  # noqa: E402
+from workbench.hardware.memory import HOST_TFLM  # noqa: E402
+from workbench.hardware.memory_pieces import estimate_memory  # noqa: E402
 from workbench.model.space import load_space  # noqa: E402
 from workbench.model.weights import random_deployable_model  # noqa: E402
 

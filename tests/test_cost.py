@@ -66,6 +66,19 @@ def test_hand_computed_4bit_and_fp32():
     assert fp32.flash_file < int8.flash_file
 
 
+@pytest.mark.parametrize("device", ["stm32f746", "host-cpu"])
+def test_memoised_estimate_equals_the_reference_computation(device):
+    """A search's estimator (memos, memory composed per segment) scores every field exactly as a fresh one
+    with the whole-graph memory model does: latency, peak SRAM, flash and their parts."""
+    from workbench.hardware.cost import CostEstimator, estimator_for
+    from workbench.hardware.memory import reference_memory
+
+    profile = load_profile(device)
+    for name in ("vision", "audio-kws", "sensor-imu"):
+        for arch in load_space(name).random_archs(100, seed=3, precisions=list(profile.precisions)):
+            assert estimator_for(profile).estimate(arch) == CostEstimator(profile, reference_memory).estimate(arch)
+
+
 def test_mbconv_peak_memory_keeps_the_residual_alive():
     op = Op("mbconv", (4, 8, 8), (4, 8, 8), kernel=3, stride=1, hidden=12, skip=True, wbits=8, abits=8)
     # expand 256->768; depthwise 768->768 while the 256-byte input waits for the add; project 768->256 (+256)

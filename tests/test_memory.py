@@ -10,6 +10,7 @@ whose C array is the file and whose plain-C parts compile for the host and a Cor
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -17,10 +18,13 @@ import subprocess
 import numpy as np
 import pytest
 
+from workbench._infra.errors import WorkbenchError
 from workbench.hardware import memory as M
+from workbench.hardware.memory_pieces import Plan, boundary_offsets, estimate_memory, placement, plan_peaks
+from workbench.hardware.profiles import all_profiles
 from workbench.model import tflite_graph as G
 from workbench.model.arch import Architecture
-from workbench._infra.errors import WorkbenchError
+from workbench.model.space import all_spaces
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -86,6 +90,86 @@ def test_greedy_plan_by_hand():
     assert M.greedy_plan([(48, 0, 0), (32, 1, 1), (16, 2, 2)]) == 48
 
 
+def test_pinned_buffers_keep_their_offset_and_their_turn():
+    # a (64 B, step 0), b (32 B, 1-2), c (16 B, 2): free, b goes to 0 (a is over) and c above it, to 32;
+    # b pinned at 16 (where another segment's buffers put it) leaves the gap below it to c
+    buffers = [(64, 0, 0), (32, 1, 2), (16, 2, 2)]
+    assert M.place(buffers) == [0, 0, 32] and M.place(buffers, {1: 16}) == [0, 16, 0]
+
+
+def random_chain(rng, n_segments: int):
+    """A chain graph's buffers in segments, as an architecture's lowering makes them: each op reads the
+    previous op's output, sometimes also a tensor held from earlier in the same segment (a residual), and
+    sometimes requests scratch. Returns the whole graph's (tensors, scratch) and, per segment, its tensors
+    (input boundary first, from the second segment on) and scratch, in the whole graph's index order."""
+    sizes = [16, 32, 48, 64, 96, 128, 256]
+    tensors = [[rng.choice(sizes), 0, 0]]  # [size, first, last] of the graph input
+    scratch, segments, x, step = [], [], 0, 0
+    for s in range(n_segments):
+        own, own_scratch, held = ([] if s else [0]), [], None
+        n_ops = rng.randint(1, 4)
+        for k in range(n_ops):
+            step += 1
+            reads = [x]
+            if held is not None and (rng.random() < 0.5 or k == n_ops - 1):
+                reads, held = reads + [held], None
+            elif held is None and k < n_ops - 1 and rng.random() < 0.3:
+                held = x
+            for t in reads:
+                tensors[t][2] = step
+            tensors.append([rng.choice(sizes), step, step])
+            x = len(tensors) - 1
+            own.append(x)
+            if rng.random() < 0.3:
+                own_scratch.append((rng.choice(sizes), step, step))
+        segments.append((([] if s == 0 else [segments[-1][0][-1]]) + own, own_scratch))
+        scratch += own_scratch
+    return [tuple(t) for t in tensors], scratch, [([tuple(tensors[t]) for t in ids], sc) for ids, sc in segments]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_plan_composed_per_segment_equals_the_whole_plan(seed):
+    """The composition's claim (workbench.hardware.memory_pieces): boundaries resolved in placement order,
+    then each segment planned with its boundaries pinned, give TFLM's plan of the whole graph — with
+    residuals inside segments, equal sizes (ties) and scratch requests."""
+    rng = random.Random(seed)
+    tensors, scratch, segments = random_chain(rng, rng.randint(1, 6))
+    for with_scratch in (False, True):
+        plans = [Plan(bufs + (sc if with_scratch else []), None if j == 0 else 0, len(bufs) - 1)
+                 for j, (bufs, sc) in enumerate(segments)]
+        composed = max(plan_peaks(plans, boundary_offsets(plans, placement(plans))))
+        assert composed == M.greedy_plan(tensors + (scratch if with_scratch else []))
+
+
+def test_composed_memory_equals_the_whole_graph_on_every_space():
+    """Every shipped space, a few hundred random architectures of every precision mix, on every shipped
+    runtime: the composed estimate is the whole-graph reference, to the byte."""
+    runtimes = [M.HOST_TFLM] + [p.memory for p in all_profiles() if p.memory is not None]
+    checked = 0
+    for space in all_spaces():
+        for i, precisions in enumerate((["fp32", "int8"], ["int8", "w4a8"])):
+            for arch in space.random_archs(150, seed=10 + i, precisions=precisions):
+                for runtime in runtimes:
+                    composed, whole = estimate_memory(arch, runtime), M.reference_memory(arch, runtime)
+                    assert composed == whole, (arch.summary(), runtime.name)
+                    checked += 1
+    assert checked >= 7 * 300 * len(runtimes)
+
+
+def test_segments_of_mixed_widths_use_the_whole_graph():
+    """A float segment followed by an int8 one: one width for the whole graph (float), which the pieces,
+    lowered at their own width, cannot compose — the whole graph is computed instead."""
+    from types import SimpleNamespace
+
+    from workbench.model.families.common import classifier_segment, conv_segment
+
+    stem = conv_segment((1, 8, 8), 4, 3, 2, 32, 32, "stem")
+    head = classifier_segment(stem.out_shape, 3, 8, 8)
+    mixed = SimpleNamespace(segments=(stem, head), ops=stem.ops + head.ops, input_shape=(1, 8, 8))
+    assert estimate_memory(mixed, M.HOST_TFLM) == M.reference_memory(mixed, M.HOST_TFLM)
+    assert M.lower(mixed.ops, mixed.input_shape).width == 4
+
+
 def test_fc_chain_by_hand():
     """input 64 B -> FC 32 -> FC 16 -> FC 4: the planner gives 96 B (see test above); the FCs' op data
     and per-channel arrays are persistent, not planned."""
@@ -131,9 +215,9 @@ def test_float_graph_has_no_requantisation_and_float_tensors():
 def exported(tmp_path_factory):
     _need("litert_torch")
     _need("tflite_micro")
-    from workbench.export.trial import deployable_model
     from workbench.export.formats.tflite_format import write_int8
     from workbench.export.formats.tflm_runner import run_tflm
+    from workbench.export.trial import deployable_model
 
     out = tmp_path_factory.mktemp("memory")
     results = {}
@@ -156,7 +240,7 @@ def test_graph_and_arena_match_tflm(exported, name):
         assert "QUANTIZE" in [op.code for op in predicted.ops]  # the pool feeding a conv
     else:
         assert {"PAD", "ADD", "MEAN", "FULLY_CONNECTED"} <= {op.code for op in predicted.ops}
-    est = M.estimate_memory(arch, M.HOST_TFLM)
+    est = estimate_memory(arch, M.HOST_TFLM)
     assert est.arena.activations + est.arena.scratch == run.head  # TFLM's planned head, to the byte
     assert abs(est.arena.persistent - run.tail) <= 32  # persistent: fitted op data, alignment padding
     assert abs(est.sram_bytes - run.total) / run.total < 0.02
@@ -192,8 +276,8 @@ def test_mismatch_warning_names_the_parts():
 def bundle_export(tmp_path_factory):
     _need("litert_torch")
     _need("tflite_micro")
-    from workbench.model.data import load_dataset
     from workbench.export.trial import export_model
+    from workbench.model.data import load_dataset
 
     arch = mbconv_arch()
     out = tmp_path_factory.mktemp("bundle")
@@ -253,8 +337,8 @@ def test_bundle_compiles(bundle_export, tmp_path, compiler, flags):
 # ---------------------------------------------------------------- profiles
 
 def test_profile_memory_section_is_validated(tmp_path):
-    from workbench.hardware.profiles import load_profile, parse_profile
     from workbench._infra.yamlio import load_yaml_mapping
+    from workbench.hardware.profiles import load_profile, parse_profile
 
     shipped = load_profile("stm32f746")
     data = load_yaml_mapping(__import__("pathlib").Path(shipped.path))

@@ -122,7 +122,7 @@ def test_estimator_owns_its_memos_and_a_reloaded_profile_gets_a_new_one(f746_cop
 def test_every_memo_is_bounded():
     """The memos issue 14 names: lru_caches with a maxsize, owned memos with a bound."""
     from workbench.model import data
-    from workbench.hardware import memory
+    from workbench.hardware import memory, memory_pieces
     from workbench.model import tflite_graph
     from workbench.model.families import cnn1d, common, dscnn, mbconv, mlp, resnet
 
@@ -130,6 +130,10 @@ def test_every_memo_is_bounded():
               dscnn._block, cnn1d._block, resnet._stage, tflite_graph._fragment, data._builtin]
     assert [f.__name__ for f in cached if f.cache_info().maxsize is None] == []
     assert memory.HOST_TFLM.memo.maxsize == memory.MEMO_SIZE
+    plan = memory_pieces.Plan([(32, 0, 1), (16, 1, 1)], 0, 1)  # a segment's plans per boundary offset
+    for offset in range(0, 32 * memory_pieces.PLAN_MEMO_SIZE, 16):
+        plan.peak(offset, None)
+    assert 0 < len(plan._peaks) <= memory_pieces.PLAN_MEMO_SIZE
     estimator = cost.CostEstimator(profiles.load_profile("rpi4"))
     assert (estimator._segments.maxsize, estimator._memory.maxsize) == (cost.SEGMENT_MEMO_SIZE, cost.ARCH_MEMO_SIZE)
 

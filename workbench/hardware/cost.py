@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from workbench.model.arch import Architecture
 from workbench._infra.memo import BoundedMemo
-from workbench.hardware.memory import estimate_memory
+from workbench.hardware.memory_pieces import estimate_memory
 from workbench.hardware.profiles import DeviceProfile
+from workbench.model.arch import Architecture
 
 
 class CostEstimate(NamedTuple):
@@ -67,14 +67,20 @@ class CostEstimator:
 
     - per segment (a stage: its ops' LUT sum, interpolated count, whether the device runs it) —
       :data:`SEGMENT_MEMO_SIZE`; segments are shared between architectures, so a search keeps hitting them;
-    - per architecture, the TFLite Micro memory model's fields — :data:`ARCH_MEMO_SIZE`.
+    - per architecture, the TFLite Micro memory model's fields — :data:`ARCH_MEMO_SIZE` (a new architecture's
+      are composed from per-segment pieces its profile's runtime keeps: :mod:`workbench.hardware.memory_pieces`).
+
+    ``memory_model`` computes an architecture's memory on a runtime: the composed
+    :func:`~workbench.hardware.memory_pieces.estimate_memory`, or the whole-graph
+    :func:`~workbench.hardware.memory.reference_memory` it must equal (tests, benchmarks).
 
     A profile reloaded after its files changed is a new profile object and gets a new estimator
     (:func:`estimator_for`), so nothing remembered from the old LUT leaks into the new one."""
 
-    def __init__(self, profile: DeviceProfile):
+    def __init__(self, profile: DeviceProfile, memory_model=estimate_memory):
         self.profile = profile
         self.latency = profile.latency
+        self.memory_model = memory_model
         self._segments = BoundedMemo(SEGMENT_MEMO_SIZE)
         self._memory = BoundedMemo(ARCH_MEMO_SIZE)
 
@@ -103,7 +109,7 @@ class CostEstimator:
             key = (arch.segments, arch.input_shape)
             memory = self._memory.peek(key)
             if memory is None:
-                memory = estimate_memory(arch, profile.memory).cost_fields(profile.memory.tag)
+                memory = self.memory_model(arch, profile.memory).cost_fields(profile.memory.tag)
                 self._memory.put(key, memory)
         else:
             flash = weight_bytes + profile.per_layer_flash_bytes * n_layers

@@ -26,12 +26,13 @@ TFLM's greedy planner places tensors by size, not in the tidy in+out order. So e
   and the tensor/operator tables with the converter's tensor names (:data:`NAME_CHARS`,
   :data:`TABLE_BYTES`), plus the runtime's code for the operators used (``code_kb`` in the profile).
 
-Everything is pure arithmetic over the architecture's cached op list, memoised per architecture and
-runtime: a scored architecture costs a dictionary lookup, a new one the lowering and two plans
-(a few hundred microseconds). ``benchmarks/bench_memory.py`` compares it with TFLM on exported files.
+Everything is pure arithmetic over the whole lowered graph: the reference. A search scores new
+architectures with :mod:`workbench.hardware.memory_pieces`, which composes the same numbers, to the byte,
+from memoised per-segment pieces. ``benchmarks/bench_memory.py`` compares it with TFLM on exported files.
 """
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -57,37 +58,56 @@ def lifetimes(g: Graph) -> list[tuple[int, int]]:
 
 
 def greedy_plan(buffers: list[tuple[int, int, int]]) -> int:
-    """Arena bytes TFLM's ``GreedyMemoryPlanner`` needs for ``(size, first, last)`` buffers.
+    """Arena bytes TFLM's ``GreedyMemoryPlanner`` needs for ``(size, first, last)`` buffers."""
+    return max((offset + buf[0] for offset, buf in zip(place(buffers), buffers)), default=0)
 
-    Same order (size descending, ties: later buffer first — its bubble sort over the reversed list is
-    stable) and the same rule (walk the placed buffers that overlap in time by offset; take the first
-    gap that fits, else the end of the last one)."""
-    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], -i))
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
-    high = 0
-    for i in order:
+
+def placement_order(buffers) -> list[int]:
+    """The order TFLM's ``GreedyMemoryPlanner`` places buffers in: size descending, ties later buffer first
+    (its bubble sort over the reversed list is stable)."""
+    return sorted(range(len(buffers)), key=lambda i: (-buffers[i][0], -i))
+
+
+def place(buffers, pinned: dict[int, int] | None = None) -> list[int]:
+    """The offset of each ``(size, first, last)`` buffer as TFLM's ``GreedyMemoryPlanner`` lays them out:
+    in :func:`placement_order`, each at the first gap among the placed buffers that overlap it in time,
+    walked by offset (:func:`first_gap`; like TFLM, the placed buffers are kept sorted by offset and the
+    others skipped). ``pinned`` (buffer index → offset) fixes some offsets while they still take their
+    turn: a segment's share of a whole graph's plan, given where its boundary tensors went
+    (:mod:`workbench.hardware.memory_pieces`)."""
+    offsets = [0] * len(buffers)
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last), sorted
+    for i in placement_order(buffers):
         size, first, last = buffers[i]
-        offset = 0
-        # the placed buffers alive at the same time, by offset (TFLM walks its offset-sorted list and
-        # skips the others; which of two equal offsets comes first cannot matter: they never overlap)
-        for p_off, p_end in sorted([(p[0], p[1]) for p in placed if p[2] <= last and first <= p[3]]):
-            if p_off - offset >= size:
-                break
-            if p_end > offset:
-                offset = p_end
-        placed.append((offset, offset + size, first, last))
-        if offset + size > high:
-            high = offset + size
-    return high
+        if pinned and i in pinned:
+            offset = pinned[i]
+        else:
+            offset = first_gap([(p[0], p[1]) for p in placed if p[2] <= last and first <= p[3]], size)
+        offsets[i] = offset
+        insort(placed, (offset, offset + size, first, last))
+    return offsets
+
+
+def first_gap(intervals, size: int) -> int:
+    """The lowest offset where ``size`` bytes fit among ``(offset, end)`` intervals sorted by offset: TFLM walks
+    its offset-sorted list of the buffers alive at the same time (which of two equal offsets comes first
+    cannot matter: they never overlap) and takes the first gap that fits, else the end of the last one."""
+    offset = 0
+    for p_off, p_end in intervals:
+        if p_off - offset >= size:
+            break
+        if p_end > offset:
+            offset = p_end
+    return offset
 
 
 # ---------------------------------------------------------------- runtime description
 
-# Architectures whose arena/flash estimate a runtime remembers (least recently used dropped first). The
-# search's scoring asks only when its CostEstimator (workbench.hardware.cost), which keeps the resulting fields per
-# architecture, misses; the export checks ask once per file. An estimate with its arena plan is ~3-4 KB,
-# so 4,096 of them stay near 15 MB per runtime.
-MEMO_SIZE = 4096
+# Segment pieces (workbench.hardware.memory_pieces) a runtime remembers, least recently used dropped first:
+# the families keep 8,192 segments per memoised function (a segment they drop comes back as a new object,
+# so its old piece is never asked again), and 20,000 random architectures of a shipped space hold < 4,000
+# (vision). A piece with its memoised plans is ~6 KB, so a full memo is ~50 MB per runtime.
+MEMO_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -100,7 +120,8 @@ class Runtime:
     code_base_bytes: int = 0
     code_bytes: tuple[tuple[str, int], ...] = ()  # (TFLite operator, kernel code bytes)
     source: str = ""
-    # architecture → MemoryEstimate, owned by this runtime (bounded: see MEMO_SIZE)
+    # segment in context → its memoised memory piece, and operator set → code bytes, owned by this runtime
+    # (bounded: see MEMO_SIZE)
     memo: BoundedMemo = field(default_factory=lambda: BoundedMemo(MEMO_SIZE), compare=False, hash=False, repr=False)
 
     @property
@@ -184,30 +205,49 @@ def scratch_requests(op: TOp, runtime: Runtime) -> tuple[int, ...]:
 
 def arena(g: Graph, runtime: Runtime = HOST_TFLM) -> Arena:
     """The TFLM arena ``g`` needs on ``runtime``, in parts."""
-    spans = lifetimes(g)
-    buffers = [(align(n), *spans[t]) for t, n in enumerate(g.tensors) if n and spans[t][0] >= 0]
+    buffers = activation_buffers(g)
     activations = greedy_plan(buffers)
-    scratch_bufs = []
+    scratch = scratch_buffers(g, runtime)
+    head = greedy_plan(buffers + scratch) if scratch else activations
+    return Arena(activations, head - activations, persistent(g, runtime, len(scratch)))
+
+
+def activation_buffers(g: Graph) -> list[tuple[int, int, int]]:
+    """``(size, first, last)`` of every activation tensor the planner places: sizes rounded up to the arena
+    alignment, lifetimes as TFLM marks them (:func:`lifetimes`); empty tensors take no space."""
+    spans = lifetimes(g)
+    return [(align(n), *spans[t]) for t, n in enumerate(g.tensors) if n and spans[t][0] >= 0]
+
+
+def scratch_buffers(g: Graph, runtime: Runtime) -> list[tuple[int, int, int]]:
+    """``(size, step, step)`` of the kernel scratch requests, planned with the activations (after them in
+    TFLM's request order): alive during their operator's step only."""
+    buffers = []
     for step, op in enumerate(g.ops, start=1):
         requests = scratch_requests(op, runtime) if g.width == 1 else op.scratch  # float: reference kernels
-        scratch_bufs += [(align(n), step, step) for n in requests if n]
-    head = greedy_plan(buffers + scratch_bufs) if scratch_bufs else activations
-    return Arena(activations, head - activations, persistent(g, runtime, len(scratch_bufs)))
+        buffers += [(align(n), step, step) for n in requests if n]
+    return buffers
 
 
 def persistent(g: Graph, runtime: Runtime, n_scratch: int = 0) -> int:
     """TFLM's persistent (tail) bytes for ``g``."""
+    op_bytes = sum(op_persistent_bytes(op) for op in g.ops)
+    return persistent_bytes(runtime, len(g.tensors) + len(constants(g)), len(g.ops), n_scratch, op_bytes)
+
+
+def persistent_bytes(runtime: Runtime, n_tensors: int, n_ops: int, n_scratch: int, op_bytes: int) -> int:
+    """TFLM's persistent bytes from the graph's counts and its operators' :func:`op_persistent_bytes`."""
     ptr = runtime.pointer_bytes
-    n_tensors = len(g.tensors) + len(constants(g))
-    total = align(EVAL_TENSOR_WORDS * ptr * n_tensors) + align(NODE_WORDS * ptr * len(g.ops))
-    total += IO_TENSOR_BYTES.get(ptr, IO_TENSOR_BYTES[8]) + ALLOCATOR_FIXED_BYTES
+    total = align(EVAL_TENSOR_WORDS * ptr * n_tensors) + align(NODE_WORDS * ptr * n_ops)
+    total += IO_TENSOR_BYTES.get(ptr, IO_TENSOR_BYTES[8]) + ALLOCATOR_FIXED_BYTES + op_bytes
     if n_scratch:
         total += align(n_scratch * ptr)
-    for op in g.ops:
-        total += OP_PERSISTENT_BYTES.get(op.code, 64)
-        if op.channels:
-            total += 2 * align(4 * op.channels)  # per-channel output multiplier and shift
     return total
+
+
+def op_persistent_bytes(op: TOp) -> int:
+    """One operator's kernel op data plus its per-channel output multiplier and shift arrays."""
+    return OP_PERSISTENT_BYTES.get(op.code, 64) + (2 * align(4 * op.channels) if op.channels else 0)
 
 
 # ---------------------------------------------------------------- the .tflite file
@@ -232,39 +272,58 @@ NAME_CHARS_OTHER = 300  # a role no export has shown yet
 TABLE_BYTES = {"fixed": 655, "per_tensor": 57, "per_op": 6, "per_quantized_tensor": 10}
 
 
-def file_features(g: Graph) -> tuple[int, dict[str, int]]:
-    """(bytes computed exactly, tensor count per name role) of the file for ``g``."""
-    consts = constants(g)
-    exact = sum(align(c.data_bytes + 4) + 12 * c.channels + 4 + 4 * c.rank for c in consts)
-    act_quant = 12 if g.width == 1 else 0  # int8 activations: one scale + one zero point
-    exact += sum(act_quant + 4 + 4 * r for r in g.ranks)
-    exact += sum(8 + 4 * (len(op.inputs) + len(op.consts) + 1) for op in g.ops)
-    counts: dict[str, int] = {"input": 1}
-    for op in g.ops[:-1]:
-        counts[op.role] = counts.get(op.role, 0) + 1
-    counts["output"] = 1 if g.ops else 0
-    for c in consts:
-        counts[c.role] = counts.get(c.role, 0) + 1
-    return exact, counts
-
-
 def file_bytes(g: Graph) -> int:
-    """Predicted size of the ``.tflite`` file for ``g``."""
-    exact, counts = file_features(g)
-    t = TABLE_BYTES
-    n_tensors = sum(counts.values())
-    n_quantized = len(g.tensors) + sum(1 for c in constants(g) if c.channels) if g.width == 1 else 0
-    names = sum(n * align(NAME_CHARS.get(role, NAME_CHARS_OTHER) + 5, 4) for role, n in counts.items())
-    return (t["fixed"] + exact + names + t["per_tensor"] * n_tensors + t["per_op"] * len(g.ops)
-            + t["per_quantized_tensor"] * n_quantized)
+    """Predicted size of the ``.tflite`` file for ``g``: a sum of per-operator, per-tensor and per-constant
+    parts (:func:`op_file_bytes`, :func:`tensor_file_bytes`, :func:`const_file_bytes`) and the graph's own
+    (:func:`graph_file_bytes`), so a segment's share can be summed once and reused."""
+    quantized = g.width == 1
+    return (graph_file_bytes(g.ops[-1].role if g.ops else None) + sum(op_file_bytes(op) for op in g.ops)
+            + sum(tensor_file_bytes(r, quantized) for r in g.ranks)
+            + sum(const_file_bytes(c, quantized) for c in constants(g)))
+
+
+def name_bytes(role: str) -> int:
+    """A tensor's name in the file (with its length prefix and terminator, 4-byte aligned), by its role."""
+    return align(NAME_CHARS.get(role, NAME_CHARS_OTHER) + 5, 4)
+
+
+def graph_file_bytes(last_role: str | None) -> int:
+    """The file's fixed part, its input tensor's table entry and name, and the output's name, which replaces
+    the last operator's (``last_role``; None: a graph without operators)."""
+    own = TABLE_BYTES["fixed"] + TABLE_BYTES["per_tensor"] + name_bytes("input")
+    return own if last_role is None else own + name_bytes("output") - name_bytes(last_role)
+
+
+def op_file_bytes(op: TOp) -> int:
+    """An operator's table entry, plus the table entry and name of the tensor it writes."""
+    return (8 + 4 * (len(op.inputs) + len(op.consts) + 1) + TABLE_BYTES["per_op"] + TABLE_BYTES["per_tensor"]
+            + name_bytes(op.role))
+
+
+def tensor_file_bytes(rank: int, quantized: bool) -> int:
+    """An activation tensor's shape and, in an int8 graph, its quantisation (one scale + one zero point)."""
+    return 4 + 4 * rank + (12 + TABLE_BYTES["per_quantized_tensor"] if quantized else 0)
+
+
+def const_file_bytes(c: Const, quantized: bool) -> int:
+    """A constant: its buffer (with its length, 16-byte aligned), per-channel quantisation (float32 scale +
+    int64 zero point per channel), shape, table entry and name."""
+    q = TABLE_BYTES["per_quantized_tensor"] if quantized and c.channels else 0
+    return (align(c.data_bytes + 4) + 12 * c.channels + 4 + 4 * c.rank + TABLE_BYTES["per_tensor"]
+            + name_bytes(c.role) + q)
 
 
 def code_bytes(g: Graph, runtime: Runtime) -> int:
     """Runtime code for the operators ``g`` uses (each kernel once) plus the interpreter's base."""
+    return kernel_code_bytes({op.code for op in g.ops}, runtime)
+
+
+def kernel_code_bytes(codes, runtime: Runtime) -> int:
+    """Runtime code for the operator kinds ``codes`` plus the interpreter's base (none on a runtime without
+    code sizes: the host's library is installed)."""
     if not runtime.code_bytes:
         return 0
-    used = {op.code for op in g.ops}
-    return runtime.code_base_bytes + sum(n for code, n in runtime.code_bytes if code in used)
+    return runtime.code_base_bytes + sum(n for code, n in runtime.code_bytes if code in codes)
 
 
 # ---------------------------------------------------------------- per architecture
@@ -291,25 +350,28 @@ class MemoryEstimate(NamedTuple):
 
 
 
-def estimate_int8_export(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
-    """Arena and flash of the full-INT8 ``.tflite`` of ``arch`` whatever its policy (``tflite-int8``
-    quantises an fp32 trial too): what the export check compares with TFLM."""
-    g = lower(arch.ops, arch.input_shape, width=1)
+def graph_memory(g: Graph, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
+    """Arena and flash of the whole graph ``g`` on ``runtime``: the reference that
+    :func:`workbench.hardware.memory_pieces.estimate_memory` composes per segment, to the byte."""
     return MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
 
 
-def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
-    """Arena and flash of ``arch``'s export on ``runtime``, memoised per architecture (its segments are
-    shared objects, so the key is cheap) and runtime: the search's hot path pays the planner once."""
-    def compute() -> MemoryEstimate:
-        g = lower(arch.ops, arch.input_shape)
-        return MemoryEstimate(arena(g, runtime), file_bytes(g), code_bytes(g, runtime))
+def estimate_int8_export(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
+    """Arena and flash of the full-INT8 ``.tflite`` of ``arch`` whatever its policy (``tflite-int8``
+    quantises an fp32 trial too): what the export check compares with TFLM."""
+    return graph_memory(lower(arch.ops, arch.input_shape, width=1), runtime)
 
-    return runtime.memo.get((arch.segments, arch.input_shape), compute)
+
+def reference_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
+    """Arena and flash of ``arch``'s export on ``runtime``, from its whole lowered graph, nothing memoised
+    but the op fragments: what the composed estimate must equal (tests, ``benchmarks/bench_scoring.py``)."""
+    return graph_memory(lower(arch.ops, arch.input_shape), runtime)
+
+
 # ---------------------------------------------------------------- reading a written file back
 
 def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import (# optional: tflite_micro (the export extra)
+    from tflite_micro.tensorflow.lite.micro.python import (  # optional: tflite_micro (the export extra)
         schema_py_generated as schema,
     )
 

@@ -238,10 +238,30 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
     Each op's operators are lowered once (:func:`_fragment`, memoised) and spliced in: a new
     architecture mostly reuses fragments of ops seen before."""
     g = Graph(width=width or (1 if all(op.abits == 8 for op in ops) else 4))
-    x = graph_inputs(g, input_shape)
+    splice(g, graph_inputs(g, input_shape), ops)
+    return g
+
+
+def lower_segment(ops, width: int, feeds_conv: bool, input_shape=None) -> tuple[Graph, int]:
+    """One segment's share of the graph, for composing an architecture's memory per segment
+    (:mod:`workbench.hardware.memory_pieces`). Its tensor 0 is the segment's input: the graph input with its
+    1-D plumbing when ``input_shape`` is given (the first segment), else the previous segment's output
+    (the previous segment's tensor, here for its size and lifetime only). ``feeds_conv``: the op after
+    the segment is a convolution. Returns the graph and the segment's output tensor."""
+    g = Graph(width=width)
+    if input_shape is None:
+        x = g.tensor(prod(ops[0].in_shape) * width, len(ops[0].in_shape) + 1)
+    else:
+        x = graph_inputs(g, input_shape)
+    return g, splice(g, x, ops, feeds_conv)
+
+
+def splice(g: Graph, x: int, ops, feeds_conv: bool = False) -> int:
+    """Append the memoised fragments of ``ops`` to ``g`` after tensor ``x``; the output tensor.
+    ``feeds_conv``: what follows the last op is a convolution."""
     for i, op in enumerate(ops):
-        feeds_conv = i + 1 < len(ops) and ops[i + 1].spec.plain_conv
-        tensors, ranks, frag_ops, out = _fragment(op, feeds_conv, g.width)
+        next_is_conv = ops[i + 1].spec.plain_conv if i + 1 < len(ops) else feeds_conv
+        tensors, ranks, frag_ops, out = _fragment(op, next_is_conv, g.width)
         base = len(g.tensors) - 1  # fragment tensor k >= 1 becomes base + k; 0 is the op's input x
         g.tensors.extend(tensors)
         g.ranks.extend(ranks)
@@ -249,7 +269,7 @@ def lower(ops, input_shape, width: int | None = None) -> Graph:
             g.ops.append(top._replace(inputs=tuple(x if t == 0 else base + t for t in top.inputs),
                                       output=base + top.output))
         x = x if out == 0 else base + out
-    return g
+    return x
 
 
 @lru_cache(maxsize=1 << 16)

@@ -16,8 +16,8 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from workbench._infra.notices import listening, one_line
-from workbench.export.formats import FORMATS
 from workbench.export import trial as trial_export  # the module: tests replace its export_trial
+from workbench.export.formats import FORMATS
 from workbench.hardware.profiles import load_profile
 from workbench.study.front import TrialRecord
 from workbench.widgets.common import esc, one_line_error
