@@ -14,7 +14,7 @@ import torch
 
 from workbench.hardware import cost, profiles
 from workbench._infra import notices, process_settings
-from workbench._infra.memo import BoundedMemo
+from workbench._infra.memo import BoundedMemo, HotMemo, cached_attribute
 from workbench.model.space import load_space
 
 
@@ -93,14 +93,42 @@ def test_bounded_memo_drops_the_least_recently_used():
         BoundedMemo(0)
 
 
+def test_hot_memo_drops_the_older_half_when_full():
+    memo = HotMemo(4)
+    for key in "abcd":
+        memo.put(key, key.upper())
+    assert memo.lookup("a") == "A" and len(memo) == 4
+    memo.put("b", "B2")  # a key already held: nothing dropped
+    assert len(memo) == 4 and memo.lookup("b") == "B2"
+    memo.put("e", "E")  # full: the two oldest inserted go first, whatever was read since
+    assert [memo.lookup(k) for k in "abcde"] == [None, None, "C", "D", "E"]
+    with pytest.raises(ValueError):
+        HotMemo(1)
+
+
+def test_cached_attribute_computes_once_per_instance():
+    calls = []
+
+    class Thing:
+        @cached_attribute
+        def value(self):
+            calls.append(self)
+            return len(calls)
+
+    first, second = Thing(), Thing()
+    assert (first.value, first.value, second.value) == (1, 1, 2) and len(calls) == 2
+    assert Thing.value.name == "value"
+
+
 def test_estimator_owns_its_memos_and_a_reloaded_profile_gets_a_new_one(f746_copy):
     arch = load_space("vision").random_archs(1, seed=0, precisions=["int8"])[0]
     profile = profiles.load_profile(f746_copy)
     estimator = cost.estimator_for(profile)
     assert cost.estimator_for(profile) is estimator
     before = cost.estimate(arch, profile)
-    assert len(estimator._segments) == len(set(arch.segments)) and len(estimator._memory) == 1
+    assert len(estimator._segments) == len(set(arch.segments)) and len(estimator._estimates) == 1
     assert before == cost.CostEstimator(profile).estimate(arch)  # a fresh estimator agrees with the memoised one
+    assert cost.estimate(arch, profile) is before  # scored again: the remembered estimate
 
     _rewrite(f746_copy / "profile.yaml", "clock_mhz: 216", "clock_mhz: 200")
     scaled = 2.0
@@ -134,8 +162,14 @@ def test_every_memo_is_bounded():
     for offset in range(0, 32 * memory_pieces.PLAN_MEMO_SIZE, 16):
         plan.peak(offset, None)
     assert 0 < len(plan._peaks) <= memory_pieces.PLAN_MEMO_SIZE
+    left = memory_pieces.Plan([(32, 0, 1), (48, 1, 1)], None, 1)  # the boundary offsets a plan remembers
+    for n in range(memory_pieces.JOIN_MEMO_SIZE + 3):
+        right = memory_pieces.Plan([(48, 0, 1), (16 * (n + 1), 1, 1)], 0, 1)
+        memory_pieces.boundary_offset([left, right], 0, 48, [None])
+    assert 0 < len(left._joins) <= memory_pieces.JOIN_MEMO_SIZE
     estimator = cost.CostEstimator(profiles.load_profile("rpi4"))
-    assert (estimator._segments.maxsize, estimator._memory.maxsize) == (cost.SEGMENT_MEMO_SIZE, cost.ARCH_MEMO_SIZE)
+    assert (estimator._segments.maxsize, estimator._estimates.maxsize) == (cost.SEGMENT_MEMO_SIZE,
+                                                                             cost.ARCH_MEMO_SIZE)
 
 
 # ---------------------------------------------------------------- process-wide settings

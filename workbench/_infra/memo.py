@@ -2,13 +2,15 @@
 
 ``functools.lru_cache`` suits pure module-level functions (the families' segments use it, bounded);
 per-object results (a cost estimator's segment latencies, a runtime's arena estimates) need a memo the
-object owns, so it goes away with the object and two objects never share entries. The least recently
-used entry is dropped when the memo is full, so a long search keeps what it reuses.
+object owns, so it goes away with the object and two objects never share entries. :class:`BoundedMemo`
+drops the least recently used entry when full, so a long search keeps what it reuses; :class:`HotMemo`,
+for the scoring hot path, reads with one ``dict.get`` and drops the older half when full.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from itertools import islice
 from typing import Callable, Hashable, TypeVar
 
 V = TypeVar("V")
@@ -63,3 +65,59 @@ class BoundedMemo:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class HotMemo:
+    """``key → value`` for at most ``maxsize`` keys, read by the scoring hot path (microseconds per architecture).
+
+    Why not :class:`BoundedMemo`: its least-recently-used bookkeeping (``move_to_end`` on every hit) costs as
+    much as the lookup, and an architecture's scoring reads a dozen entries. Here a read is one
+    ``dict.get`` (:attr:`lookup`, bound once by the caller); when the memo is full the older half of the
+    entries (by insertion) is dropped at once, so it stays bounded and what a search keeps reusing comes
+    back after one recomputation. Inserting and evicting take a lock (two threads score at once); reads
+    take none, each being one atomic dictionary call under the GIL."""
+
+    def __init__(self, maxsize: int):
+        if maxsize < 2:
+            raise ValueError(f"maxsize must be >= 2, got {maxsize}")
+        self.maxsize = maxsize
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+        self.lookup = self._entries.get  # ``lookup(key)``: the value, or None
+
+    def put(self, key: Hashable, value) -> None:
+        """Remember ``value`` for ``key``; when full, first drop the older half."""
+        entries = self._entries
+        with self._lock:
+            if len(entries) >= self.maxsize and key not in entries:
+                for old in list(islice(entries, len(entries) // 2)):
+                    del entries[old]
+            entries[key] = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class cached_attribute:
+    """Like :func:`functools.cached_property` (computed on first read, then a plain attribute of the
+    instance), without its lock: on Python 3.11 every first read takes a process-wide lock, which costs
+    more than lowering a memoised architecture. The computation must be pure: two threads reading at once
+    may both compute it, and either (equal) value is kept."""
+
+    def __init__(self, func):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value

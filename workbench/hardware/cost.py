@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from workbench._infra.memo import BoundedMemo
+from workbench._infra.memo import BoundedMemo, HotMemo
 from workbench.hardware.memory_pieces import estimate_memory
 from workbench.hardware.profiles import DeviceProfile
 from workbench.model.arch import Architecture
@@ -63,12 +63,16 @@ class CostEstimate(NamedTuple):
 class CostEstimator:
     """Scores architectures on one device profile, and owns what it remembers while doing so.
 
-    Two bounded memos (:class:`~workbench._infra.memo.BoundedMemo`), dropped with the estimator:
+    Two bounded memos (:class:`~workbench._infra.memo.HotMemo`: one ``dict.get`` per read, the scoring hot
+    path), dropped with the estimator:
 
-    - per segment (a stage: its ops' LUT sum, interpolated count, whether the device runs it) —
-      :data:`SEGMENT_MEMO_SIZE`; segments are shared between architectures, so a search keeps hitting them;
-    - per architecture, the TFLite Micro memory model's fields — :data:`ARCH_MEMO_SIZE` (a new architecture's
-      are composed from per-segment pieces its profile's runtime keeps: :mod:`workbench.hardware.memory_pieces`).
+    - per architecture (its segments and input shape), its :class:`CostEstimate` — :data:`ARCH_MEMO_SIZE`:
+      an architecture scored again (a repeated trial, a re-rank) costs one read (a whole-model latency
+      source still costs the architecture each time);
+    - per segment (a stage: its ops' LUT sum, interpolated count, whether the device runs it, and its
+      MACs, parameters and operator count) — :data:`SEGMENT_MEMO_SIZE`; segments are shared between
+      architectures, so a new architecture is mostly hits. Its TFLite Micro memory is composed from
+      per-segment pieces its profile's runtime keeps (:mod:`workbench.hardware.memory_pieces`).
 
     ``memory_model`` computes an architecture's memory on a runtime: the composed
     :func:`~workbench.hardware.memory_pieces.estimate_memory`, or the whole-graph
@@ -81,69 +85,73 @@ class CostEstimator:
         self.profile = profile
         self.latency = profile.latency
         self.memory_model = memory_model
-        self._segments = BoundedMemo(SEGMENT_MEMO_SIZE)
-        self._memory = BoundedMemo(ARCH_MEMO_SIZE)
+        self._segments = HotMemo(SEGMENT_MEMO_SIZE)
+        self._estimates = HotMemo(ARCH_MEMO_SIZE)
 
     def estimate(self, arch: Architecture) -> CostEstimate:
-        """Score ``arch``: one pass over its memoised segments (the hot path of a search)."""
+        """Score ``arch``: one memo read if it was scored before, else one pass over its memoised segments."""
+        key = (arch.segments, arch.input_shape)
+        cost = self._estimates.lookup(key)
+        if cost is None:
+            cost = self._score(arch, key[0])
+            self._estimates.put(key, cost)
+        if self.latency.additive or not cost.supported:
+            return cost
+        latency, interpolated = self.latency.model_latency(arch)  # a whole-model source: per architecture
+        return cost._replace(latency_ms=latency, interpolated_ops=interpolated)
+
+    def _score(self, arch: Architecture, segs: tuple) -> CostEstimate:
+        """``arch``'s estimate from its segments' memoised entries and its memory (the latency of a
+        whole-model source is left to :meth:`estimate`)."""
         profile = self.profile
         latency, interpolated, supported = 0.0, 0, True
-        macs = params = weight_bytes = n_layers = n_ops = peak = 0
-        memo = self._segments
-        for seg in arch.segments:
-            hit = memo.peek(seg)
+        macs = params = n_ops = 0
+        lookup = self._segments.lookup
+        for seg in segs:
+            hit = lookup(seg)
             if hit is None:
-                hit = self._segment_latency(seg)
-                memo.put(seg, hit)
-            latency += hit[0]
-            interpolated += hit[1]
-            supported = supported and hit[2]
-            macs += seg.macs
-            params += seg.params
-            weight_bytes += seg.weight_bytes
-            n_layers += seg.n_layers
-            n_ops += seg.n_ops
-            if seg.peak_bytes > peak:
-                peak = seg.peak_bytes
+                hit = self._segment_entry(seg)
+                self._segments.put(seg, hit)
+            ms, guessed, runs, seg_macs, seg_params, seg_ops = hit
+            latency += ms
+            interpolated += guessed
+            supported = supported and runs
+            macs += seg_macs
+            params += seg_params
+            n_ops += seg_ops
         if profile.memory is not None:
-            key = (arch.segments, arch.input_shape)
-            memory = self._memory.peek(key)
-            if memory is None:
-                memory = self.memory_model(arch, profile.memory).cost_fields(profile.memory.tag)
-                self._memory.put(key, memory)
+            memory = self.memory_model(arch, profile.memory).cost_fields(profile.memory.tag)
         else:
-            flash = weight_bytes + profile.per_layer_flash_bytes * n_layers
+            peak = max(seg.peak_bytes for seg in segs)
+            flash = sum(seg.weight_bytes for seg in segs) + profile.per_layer_flash_bytes * sum(
+                seg.n_layers for seg in segs)
             memory = (peak, flash, peak, 0, 0, flash, 0, "per-layer rule")
-        peak, flash, *parts = memory
         if not supported:
-            return CostEstimate(profile.name, False, None, 0, n_ops, peak, flash, macs, params, *parts)
-        if self.latency.additive:
-            latency += profile.per_inference_ms
-        else:
-            latency, interpolated = self.latency.model_latency(arch)
-        return CostEstimate(profile.name, True, latency, interpolated, n_ops, peak, flash, macs, params, *parts)
+            return CostEstimate(profile.name, False, None, 0, n_ops, *memory[:2], macs, params, *memory[2:])
+        latency = latency + profile.per_inference_ms if self.latency.additive else None
+        return CostEstimate(profile.name, True, latency, interpolated, n_ops, *memory[:2], macs, params, *memory[2:])
 
-    def _segment_latency(self, seg) -> tuple[float, int, bool]:
-        """(sum of the segment's per-op latencies, ops interpolated because the LUT lacks them, device runs it);
-        a whole-model source's latency is not split by segment (0 here)."""
-        profile = self.profile
-        if not seg.precisions.issubset(profile.precisions):
-            return 0.0, 0, False
+    def _segment_entry(self, seg) -> tuple[float, int, bool, int, int, int]:
+        """(sum of the segment's per-op latencies, ops interpolated because the LUT lacks them, device runs it,
+        MACs, parameters, operators); a whole-model source's latency is not split by segment (0 here)."""
+        totals = (seg.macs, seg.params, seg.n_ops)
+        if not seg.precisions.issubset(self.profile.precisions):
+            return 0.0, 0, False, *totals
         if not self.latency.additive:
-            return 0.0, 0, True
+            return 0.0, 0, True, *totals
         total, interpolated = 0.0, 0
         for op, key in zip(seg.ops, seg.keys):
             ms, guessed = self.latency.op_latency(op, key)
             total += ms
             interpolated += guessed
-        return total, interpolated, True
+        return total, interpolated, True, *totals
 
 
 # The shipped spaces' 3,000-architecture samples hold ~2,800 distinct stages (vision); 16,384 keeps every
 # segment a long search meets while bounding a space with very long choice lists.
 SEGMENT_MEMO_SIZE = 16_384
 # Above benchmarks/bench_scoring.py's 20,000 architectures and any search's trial count; an entry is a
-# tuple of 8 numbers keyed by the architecture's (shared) segment objects, so a full memo is ~10 MB.
+# CostEstimate (16 fields) keyed by the architecture's (shared) segment objects, so a full memo is ~15 MB.
 ARCH_MEMO_SIZE = 32_768
 # Estimators for the profiles in use: a search scores the target and every shipped device (6 today); a
 # notebook adds its own and reloaded profiles. An estimator keeps its profile alive, so the bound is also

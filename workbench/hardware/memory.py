@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from workbench._infra.memo import BoundedMemo
+from workbench._infra.memo import HotMemo
 from workbench.model.tflite_graph import Const, Graph, TOp, align, constants, lower, prod
 
 # ---------------------------------------------------------------- TFLM's memory planner
@@ -76,8 +76,15 @@ def place(buffers, pinned: dict[int, int] | None = None) -> list[int]:
     turn: a segment's share of a whole graph's plan, given where its boundary tensors went
     (:mod:`workbench.hardware.memory_pieces`)."""
     offsets = [0] * len(buffers)
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last), sorted
-    for i in placement_order(buffers):
+    place_in_turn(buffers, placement_order(buffers), [], offsets, pinned)
+    return offsets
+
+
+def place_in_turn(buffers, order, placed: list, offsets: list[int], pinned: dict[int, int] | None = None) -> None:
+    """:func:`place`'s loop from any point: the buffers of ``order`` in turn, among ``placed`` (``(offset, end,
+    first, last)`` of those placed before, sorted; extended) and their ``offsets`` (filled in). A plan whose
+    first buffers never change places them once and goes on from there for each variant."""
+    for i in order:
         size, first, last = buffers[i]
         if pinned and i in pinned:
             offset = pinned[i]
@@ -85,7 +92,6 @@ def place(buffers, pinned: dict[int, int] | None = None) -> list[int]:
             offset = first_gap([(p[0], p[1]) for p in placed if p[2] <= last and first <= p[3]], size)
         offsets[i] = offset
         insort(placed, (offset, offset + size, first, last))
-    return offsets
 
 
 def first_gap(intervals, size: int) -> int:
@@ -103,7 +109,7 @@ def first_gap(intervals, size: int) -> int:
 
 # ---------------------------------------------------------------- runtime description
 
-# Segment pieces (workbench.hardware.memory_pieces) a runtime remembers, least recently used dropped first:
+# Segment pieces (workbench.hardware.memory_pieces) a runtime remembers, the older half dropped when full:
 # the families keep 8,192 segments per memoised function (a segment they drop comes back as a new object,
 # so its old piece is never asked again), and 20,000 random architectures of a shipped space hold < 4,000
 # (vision). A piece with its memoised plans is ~6 KB, so a full memo is ~50 MB per runtime.
@@ -122,7 +128,7 @@ class Runtime:
     source: str = ""
     # segment in context → its memoised memory piece, and operator set → code bytes, owned by this runtime
     # (bounded: see MEMO_SIZE)
-    memo: BoundedMemo = field(default_factory=lambda: BoundedMemo(MEMO_SIZE), compare=False, hash=False, repr=False)
+    memo: HotMemo = field(default_factory=lambda: HotMemo(MEMO_SIZE), compare=False, hash=False, repr=False)
 
     @property
     def tag(self) -> str:

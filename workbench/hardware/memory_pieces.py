@@ -30,6 +30,8 @@ reference's. ``tests/test_memory.py`` and ``benchmarks/bench_scoring.py`` check 
 """
 from __future__ import annotations
 
+import threading
+
 from workbench.hardware.memory import (
     HOST_TFLM,
     Arena,
@@ -43,7 +45,7 @@ from workbench.hardware.memory import (
     op_file_bytes,
     op_persistent_bytes,
     persistent_bytes,
-    place,
+    place_in_turn,
     placement_order,
     reference_memory,
     scratch_buffers,
@@ -55,6 +57,14 @@ from workbench.model.tflite_graph import lower_segment
 # a sum of neighbouring tensor sizes), so 64 hold them all in the shipped spaces; past that the memo is
 # emptied and refilled (the piece itself stays, bounded by the runtime's memo).
 PLAN_MEMO_SIZE = 64
+# Boundary offsets a segment's plan remembers for its output boundary, per next segment's plan (a stage is
+# followed by every variant of the next stage: a few hundred in the shipped spaces) and offsets.
+JOIN_MEMO_SIZE = 1024
+# An architecture's counts (tensors, operators, scratch requests, operator bytes, file bytes) are summed
+# over its pieces before TFLM's rounding; each piece packs them into one integer, COUNT_BITS per count, so
+# composing them is one integer sum (no count of a graph comes near 2**48).
+COUNT_BITS = 48
+COUNTS = 5
 
 
 class Plan:
@@ -64,8 +74,8 @@ class Plan:
     None in the first segment; its output). Buffer indices follow the whole graph's order (tensors in
     creation order, then scratch requests by step), so ties in size break the same way."""
 
-    __slots__ = ("buffers", "inp", "out", "out_size", "in_first", "out_first", "free_out", "free_in",
-                 "_blocking_out", "_blocking_in", "_peaks")
+    __slots__ = ("buffers", "inp", "out", "out_size", "in_first", "out_first", "free_out", "free_in", "order",
+                 "_fixed", "_fixed_placed", "_fixed_offsets", "_blocking_out", "_blocking_in", "_peaks", "_joins")
 
     def __init__(self, buffers: list[tuple[int, int, int]], inp: int | None, out: int):
         self.buffers = buffers
@@ -75,9 +85,17 @@ class Plan:
         # which boundary the planner places first (equal sizes: the later buffer, the output)
         self.in_first = in_size > self.out_size
         self.out_first = inp is not None and not self.in_first
+        # the buffers placed before both boundaries land where they land wherever the boundaries go: placed
+        # once, the planner goes on from there for each pair of boundary offsets asked
+        self.order = placement_order(buffers)
+        self._fixed = min(self.order.index(b) for b in (inp, out) if b is not None)
+        self._fixed_placed: list = []
+        self._fixed_offsets = [0] * len(buffers)
+        place_in_turn(buffers, self.order[:self._fixed], self._fixed_placed, self._fixed_offsets)
         self._blocking_out: dict = {}
         self._blocking_in: dict = {}
         self._peaks: dict = {}
+        self._joins: dict = {}  # (next plan, offsets its output boundary depends on) → that boundary's offset
         # what blocks a boundary placed before the segment's other one (or in the first segment): fixed
         self.free_out = self._blocking(out, None, None)
         self.free_in = () if inp is None else self._blocking(inp, None, None)
@@ -107,14 +125,20 @@ class Plan:
         hit = self._peaks.get(key)
         if hit is None:
             pinned = {i: o for i, o in ((self.inp, in_offset), (self.out, out_offset)) if o is not None}
-            hit = _remember(self._peaks, key, max(o + b[0] for o, b in zip(place(self.buffers, pinned), self.buffers)))
+            hit = _remember(self._peaks, key, max(o + b[0] for o, b in zip(self.place(pinned), self.buffers)))
         return hit
 
+    def place(self, pinned: dict[int, int] | None) -> list[int]:
+        """:func:`~workbench.hardware.memory.place` of the segment's buffers, boundaries ``pinned``."""
+        offsets = self._fixed_offsets[:]
+        place_in_turn(self.buffers, self.order[self._fixed:], self._fixed_placed[:], offsets, pinned)
+        return offsets
+
     def _blocking(self, target: int, other: int | None, other_offset: int | None) -> tuple:
-        offsets = place(self.buffers, None if other_offset is None else {other: other_offset})
+        offsets = self.place(None if other_offset is None else {other: other_offset})
         _, first, last = self.buffers[target]
         blocking = []
-        for i in placement_order(self.buffers):
+        for i in self.order:
             if i == target:
                 break
             size, f, l_ = self.buffers[i]
@@ -136,8 +160,8 @@ def depends_on(buffers, target: int) -> set[int]:
     return needed
 
 
-def _remember(memo: dict, key, value):
-    if len(memo) >= PLAN_MEMO_SIZE:
+def _remember(memo: dict, key, value, bound: int = PLAN_MEMO_SIZE):
+    if len(memo) >= bound:
         memo.clear()
     memo[key] = value
     return value
@@ -147,8 +171,8 @@ class Piece:
     """A segment's share of an architecture's memory on one runtime, in its context (first segment or not,
     followed by a convolution or not): its two plans and its additive parts."""
 
-    __slots__ = ("entry", "exit", "activations", "head", "in_aside", "out_aside", "sums", "operands", "codes",
-                 "graph_file_bytes", "_peaks")
+    __slots__ = ("entry", "exit", "activations", "head", "in_aside", "out_aside", "counts", "operands", "codes",
+                 "code_mask", "graph_file_bytes", "_peaks")
 
     def __init__(self, seg, feeds_conv: bool, input_shape, runtime: Runtime):
         width = 1 if all(op.abits == 8 for op in seg.ops) else 4
@@ -170,8 +194,11 @@ class Piece:
         requests = range(len(buffers), len(buffers) + len(scratch))
         self.in_aside = first or not any(i in depends_on(self.head.buffers, 0) for i in requests)
         self.out_aside = not any(i in depends_on(self.head.buffers, out) for i in requests)
-        self.sums, self.operands = additive_parts(g, first, len(scratch))
+        sums, operands = additive_parts(g, first, len(scratch))
+        self.counts = sum(n << (COUNT_BITS * i) for i, n in enumerate(sums))
+        self.operands = tuple(operands.items())
         self.codes = frozenset(op.code for op in g.ops)
+        self.code_mask = code_mask(self.codes)
         self.graph_file_bytes = graph_file_bytes(g.ops[-1].role if g.ops else None)  # when it ends the graph
         self._peaks: dict = {}
 
@@ -182,6 +209,23 @@ class Piece:
         if hit is None:
             hit = _remember(self._peaks, key, (self.activations.peak(*key), self.head.peak(*key)))
         return hit
+
+
+_CODE_BITS: dict[str, int] = {}  # TFLite operator kind → its bit in a piece's code_mask (a few dozen kinds)
+_CODE_BITS_LOCK = threading.Lock()
+
+
+def code_mask(codes) -> int:
+    """The operator kinds ``codes`` as bits of one integer: an architecture's kinds are the pieces' masks
+    or-ed together, and its runtime code is remembered per mask."""
+    with _CODE_BITS_LOCK:
+        return sum(1 << _CODE_BITS.setdefault(code, len(_CODE_BITS)) for code in set(codes))
+
+
+def unpack_counts(total: int) -> list[int]:
+    """The :data:`COUNTS` counts summed into ``total`` (a sum of pieces' ``counts``)."""
+    mask = (1 << COUNT_BITS) - 1
+    return [(total >> (COUNT_BITS * i)) & mask for i in range(COUNTS)]
 
 
 def additive_parts(g, first: bool, n_scratch: int) -> tuple[tuple, dict]:
@@ -207,16 +251,17 @@ def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
     by the runtime, bounded): what :func:`workbench.hardware.memory.reference_memory` computes from the
     whole graph, to the byte."""
     segs = arch.segments
-    memo = runtime.memo
+    lookup = runtime.memo.lookup
     pieces = []
-    last = len(segs) - 1
     link = None  # what the next piece must start from: the previous piece's exit (none for the first)
-    for j, seg in enumerate(segs):
-        key = (seg, j < last and segs[j + 1].ops[0].spec.plain_conv, None if j else arch.input_shape)
-        piece = memo.peek(key)
+    contexts = [(seg, after.starts_plain_conv, None) for seg, after in zip(segs, segs[1:])]
+    contexts.append((segs[-1], False, None))
+    contexts[0] = (segs[0], contexts[0][1], arch.input_shape)
+    for key in contexts:
+        piece = lookup(key)
         if piece is None:
             piece = Piece(*key, runtime)
-            memo.put(key, piece)
+            runtime.memo.put(key, piece)
         if piece.entry != link:
             return reference_memory(arch, runtime)
         link = piece.exit
@@ -232,27 +277,34 @@ def compose(pieces: list[Piece], runtime: Runtime) -> MemoryEstimate:
     boundaries (a scratch buffer overlaps its segment's buffers only, and a chain leaves a segment through a
     boundary): :func:`head_offsets` resolves again only the boundaries such a chain reaches
     (:func:`depends_on`) and those depending on a boundary that moved."""
-    n_tensors, n_ops, n_scratch, op_bytes, file = map(sum, zip(*[p.sums for p in pieces]))
+    counts = kinds = 0
+    operands: dict = {}
+    for piece in pieces:
+        counts += piece.counts
+        kinds |= piece.code_mask
+        for key, size in piece.operands:  # an operand stored once: the first segment that uses it counts it
+            operands.setdefault(key, size)
+    n_tensors, n_ops, n_scratch, op_bytes, file = unpack_counts(counts)
     plans = [p.activations for p in pieces]
     order = placement(plans)
     offsets = boundary_offsets(plans, order)
     heads, moved = head_offsets(pieces, order, offsets) if n_scratch else (plans, offsets)
     if moved == offsets:  # both plans' boundaries alike: one memo read per piece for both peaks
-        acts, highs = zip(*[p.peaks(o_in, o_out) for p, (o_in, o_out) in zip(pieces, boundary_pairs(offsets))])
-        activations, head = max(acts), max(highs)
+        activations = head = 0
+        in_offset = None
+        for piece, out_offset in zip(pieces, [*offsets, None]):
+            acts, high = piece._peaks.get((in_offset, out_offset)) or piece.peaks(in_offset, out_offset)
+            activations = acts if acts > activations else activations
+            head = high if high > head else head
+            in_offset = out_offset
     else:
         activations, head = max(plan_peaks(plans, offsets)), max(plan_peaks(heads, moved))
-    operands: dict = {}
-    for piece in reversed(pieces):  # an operand stored once: the first segment that uses it counts it
-        if piece.operands:
-            operands.update(piece.operands)
     file += pieces[-1].graph_file_bytes + sum(operands.values())
     tail = persistent_bytes(runtime, n_tensors + len(operands), n_ops, n_scratch, op_bytes)
-    codes = frozenset().union(*[p.codes for p in pieces])
-    code = runtime.memo.peek(codes)  # few distinct operator sets: remembered with the pieces
+    code = runtime.memo.lookup(("code", kinds))  # few distinct operator sets: remembered with the pieces
     if code is None:
-        code = kernel_code_bytes(codes, runtime)
-        runtime.memo.put(codes, code)
+        code = kernel_code_bytes(frozenset().union(*[p.codes for p in pieces]), runtime)
+        runtime.memo.put(("code", kinds), code)
     return MemoryEstimate(Arena(activations, head - activations, tail), file, code)
 
 
@@ -290,20 +342,23 @@ def head_offsets(pieces: list[Piece], order, offsets: list[int]) -> tuple[list[P
 
 def boundary_offset(plans: list[Plan], j: int, size: int, offsets: list) -> int:
     """The offset of boundary ``j`` (``size`` bytes): the first gap among the buffers of its two segments
-    placed before it that overlap it, given the offsets of the boundaries placed before it."""
+    placed before it that overlap it, given the offsets of the boundaries placed before it (remembered by
+    the left plan per right plan and those offsets)."""
     left, right = plans[j], plans[j + 1]
-    if left.in_first:
-        blocking = left._blocking_out.get(offsets[j - 1])  # (the memo read here: the hot path)
-        if blocking is None:
-            blocking = left.blocking_out(offsets[j - 1])
-    else:
-        blocking = left.free_out
-    if right.out_first and j + 2 < len(plans):
-        more = right._blocking_in.get(offsets[j + 1])
-        if more is None:
-            more = right.blocking_in(offsets[j + 1])
-    else:
-        more = right.free_in
+    key = (right, offsets[j - 1] if left.in_first else None,
+           offsets[j + 1] if right.out_first and j + 2 < len(plans) else None)
+    hit = left._joins.get(key)
+    if hit is None:
+        hit = _remember(left._joins, key, join_offset(left, right, size, *key[1:]), JOIN_MEMO_SIZE)
+    return hit
+
+
+def join_offset(left: Plan, right: Plan, size: int, in_offset: int | None, out_offset: int | None) -> int:
+    """The offset of the boundary between ``left`` and ``right`` (``size`` bytes), ``left``'s input boundary
+    at ``in_offset`` and ``right``'s output boundary at ``out_offset`` where they are placed before it (None:
+    placed after it, or the graph's output)."""
+    blocking = left.free_out if in_offset is None else left.blocking_out(in_offset)
+    more = right.free_in if out_offset is None else right.blocking_in(out_offset)
     if more:
         blocking = sorted(blocking + more) if blocking else more
     return first_gap(blocking, size) if blocking else 0

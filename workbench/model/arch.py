@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from workbench._infra.errors import WorkbenchError
+from workbench._infra.memo import cached_attribute
 from workbench.model import families
 from workbench.model.ops import Op
 
@@ -29,16 +29,16 @@ class Architecture:
     def create(cls, space: str, family: str, input_shape, classes: int, choices: dict) -> "Architecture":
         return cls(space, family, tuple(int(s) for s in input_shape), int(classes), tuple(sorted(choices.items())))
 
-    @cached_property
+    @cached_attribute
     def choice(self) -> dict[str, Any]:
         return dict(self.choices)
 
-    @cached_property
+    @cached_attribute
     def segments(self) -> tuple:
         """The op schedule in memoised segments (stem, stages, head): what lowering returns."""
         return _families().FAMILIES.get(self.family).lower(self)
 
-    @cached_property
+    @cached_attribute
     def ops(self) -> tuple[Op, ...]:
         return tuple(op for seg in self.segments for op in seg.ops)
 

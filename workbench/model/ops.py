@@ -568,7 +568,7 @@ class Segment:
     """
 
     __slots__ = ("ops", "keys", "macs", "params", "weight_bytes", "peak_bytes", "n_layers", "precisions", "n_ops",
-                 "out_shape")
+                 "out_shape", "starts_plain_conv")
 
     def __init__(self, ops: tuple[Op, ...]):
         self.ops = tuple(ops)
@@ -581,6 +581,8 @@ class Segment:
         self.precisions = frozenset(op.precision for op in self.ops)
         self.n_ops = len(self.ops)
         self.out_shape = self.ops[-1].out_shape
+        # the TFLite lowering of the segment before this one depends on it (memory pieces: read per architecture)
+        self.starts_plain_conv = self.ops[0].spec.plain_conv
 
     def __repr__(self) -> str:
         return f"Segment({', '.join(self.keys)})"
