@@ -22,7 +22,8 @@ Why it is exact:
   before it; those depend on the segment's other boundary only if that one was placed earlier still.
   Resolving the boundaries in placement order therefore needs, per segment, "its buffers placed before
   this boundary, given the other boundary's offset" (:meth:`Plan.blocking_out`, :meth:`Plan.blocking_in`),
-  memoised per segment and offset.
+  memoised per segment and offset, and the boundary's offset itself per pair of neighbouring plans and
+  the offsets it depends on (:func:`boundary_offset`).
 
 A piece whose assumptions do not hold (an operator-less segment, an empty tensor, segments of mixed
 activation widths) sends the architecture to the whole-graph computation, so the result is always the
@@ -254,6 +255,7 @@ def estimate_memory(arch, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
     lookup = runtime.memo.lookup
     pieces = []
     link = None  # what the next piece must start from: the previous piece's exit (none for the first)
+    # a piece's context: its segment, whether a plain convolution follows, the graph's input shape (first only)
     contexts = [(seg, after.starts_plain_conv, None) for seg, after in zip(segs, segs[1:])]
     contexts.append((segs[-1], False, None))
     contexts[0] = (segs[0], contexts[0][1], arch.input_shape)
