@@ -3,9 +3,9 @@ import csv
 import json
 import os
 import re
+import signal
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -351,3 +351,19 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     finally:
         os.close(write_end)
     assert run.returncode == 141 and "Traceback" not in run.stderr, run.stderr
+
+
+def test_an_interrupt_re_raised_as_another_error_is_still_an_interrupt():
+    """A stop signal landing inside an import can come back as the importer's own error: still a stop."""
+    from workbench._infra.processes import Terminated
+    from workbench.cli import interrupt_behind
+
+    stop = Terminated(signal.SIGTERM)
+    try:
+        try:
+            raise stop
+        except KeyboardInterrupt as exc:
+            raise ImportError("while importing a module") from exc
+    except ImportError as wrapped:
+        assert interrupt_behind(wrapped) is stop
+    assert interrupt_behind(ValueError("an ordinary error")) is None

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
+
 from workbench import __version__
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.notices import print_on_one_line
@@ -34,6 +36,7 @@ from workbench.calibration.calibrate import (
     resolve_profile_dir,
 )
 from workbench.calibration.kit import write_kit
+from workbench.export.formats import FORMAT_NAMES, FORMATS
 from workbench.hardware.profiles import all_profiles, load_profile, model_profile
 from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
 from workbench.model.data import list_datasets
@@ -62,10 +65,7 @@ from workbench.study.stored import StoredStudy
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
 
-
 def main(argv: list[str] | None = None) -> int:
-    import optuna  # heavy: optuna
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,7 +89,6 @@ def _version() -> str:
     try:
         return importlib.metadata.version("tinyml-workbench")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
-
         return __version__
 
 
@@ -98,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
         DEFAULT_REPEATS,
         DEFAULT_WARMUP,
     )
-    from workbench.export.formats import FORMAT_NAMES, FORMATS  # heavy: torch
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -435,7 +433,6 @@ def print_front(stored, device=None, fmt: str = "table") -> None:
 
 
 def cmd_repeats(args) -> int:
-
     stored = StoredStudy(args.study, args.storage)
     started = time.perf_counter()
     runs = repeat_front(stored, top=args.top, repeats=args.repeats, device=args.device, data=args.data)
@@ -610,14 +607,32 @@ def run() -> None:
     after it had finished (and printed) everything."""
     try:
         code = main()
-    except KeyboardInterrupt:  # before main's own handling started, or just after it ended
+    except KeyboardInterrupt as exc:  # before main's own handling started, or just after it ended
         print("\ninterrupted", file=sys.stderr)
-        code = 130
+        code = exit_code(exc)
     except BrokenPipeError:  # `workbench pareto … | head`: the reader left; nothing to report, no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own exit flush would fail again
         code = 141  # what a shell reports for a writer killed by SIGPIPE
+    except Exception as exc:  # an interrupt that landed inside an import and was re-raised as another error
+        interrupt = interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        print("\ninterrupted", file=sys.stderr)
+        code = exit_code(interrupt)
     ignore_stop_signals()
     sys.exit(code)
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised from, if any: a stop signal that arrives while a module is
+    being imported (a worker told to stop as it starts) can surface as the importer's own error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,8 @@ import numpy as np
 
 from workbench._infra.errors import WorkbenchError
 from workbench.calibration.calibrate import ModeledTerms
+from workbench.export.formats import FORMATS, quiet
+from workbench.export.formats.support import check_support, require_converters
 from workbench.hardware.cost import estimate, violations
 from workbench.hardware.latency_model import load_constants
 from workbench.model.arch import Architecture
@@ -173,12 +175,7 @@ def write_kit(profile, out: Path, n: int = DEFAULT_MODELS, precision: str = "int
 def write_tflite(arch: Architecture, path: Path, seed: int) -> None:
     """``arch`` as a .tflite with seeded random weights and BatchNorm statistics (int8: PTQ-calibrated on
     random inputs) — what the board runs; latency does not depend on the weights' values."""
-    from workbench.export.formats import FORMATS, quiet  # heavy: optuna, torch, tqdm
-    from workbench.export.formats.support import (  # heavy: optuna, torch, tqdm
-        check_support,
-        require_converters,
-    )
-    from workbench.model.weights import random_deployable_model  # heavy: torch, tqdm
+    from workbench.model.weights import random_deployable_model  # heavy: torch
 
     fmt = FORMATS.get("tflite" if arch.precision == "fp32" else "tflite-int8")
     require_converters([fmt.name])

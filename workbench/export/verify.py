@@ -110,7 +110,6 @@ def check_file(fmt: Format, path: Path, x_test: np.ndarray, y_test: np.ndarray, 
            "passed": verification["passed"],
            "latency_ms_measured": runner.latency(x_test[:1], LATENCY_WARMUP, repeats).to_dict()}
     if fmt.tflm:  # full-INT8 TFLite: run it in TFLite Micro, hold the memory model to it
-
         out["tflm"], out["warnings"] = tflm_check(path, runner, x_test, arch)
     return out
 

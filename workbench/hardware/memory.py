@@ -354,8 +354,6 @@ class MemoryEstimate(NamedTuple):
                 tag)
 
 
-
-
 def graph_memory(g: Graph, runtime: Runtime = HOST_TFLM) -> MemoryEstimate:
     """Arena and flash of the whole graph ``g`` on ``runtime``: the reference that
     :func:`workbench.hardware.memory_pieces.estimate_memory` composes per segment, to the byte."""

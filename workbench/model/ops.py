@@ -243,8 +243,6 @@ def _torch():
     return layers
 
 
-
-
 def _conv_layer(name, op, cin, cout, groups=1, kh=None, kw=None, in_hw=None, out_hw=None, held=0) -> Layer:
     h, w = in_hw or op.in_shape[1:]
     ho, wo = out_hw or op.out_shape[1:]

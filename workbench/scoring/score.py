@@ -88,7 +88,6 @@ class ModelScore:
                             for d, c in self.costs.items()}}
 
 
-
 def import_model(path: str | Path) -> ImportedModel:
     """Read and lower a .tflite/.onnx file (no device involved)."""
     graph = read_graph(path)

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import optuna
 
 
-
 class Keys:
     """Trial user-attribute keys. The stored strings never change: studies written by older versions
     must still read."""
