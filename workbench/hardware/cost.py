@@ -127,9 +127,11 @@ class CostEstimator:
                 seg.n_layers for seg in segs)
             memory = (peak, flash, peak, 0, 0, flash, 0, "per-layer rule")
         if not supported:
-            return CostEstimate(profile.name, False, None, 0, n_ops, *memory[:2], macs, params, *memory[2:])
-        latency = latency + profile.per_inference_ms if self.latency.additive else None
-        return CostEstimate(profile.name, True, latency, interpolated, n_ops, *memory[:2], macs, params, *memory[2:])
+            latency, interpolated = None, 0
+        else:
+            latency = latency + profile.per_inference_ms if self.latency.additive else None
+        return CostEstimate(profile.name, supported, latency, interpolated, n_ops, *memory[:2], macs, params,
+                            *memory[2:])
 
     def _segment_entry(self, seg) -> tuple[float, int, bool, int, int, int]:
         """(sum of the segment's per-op latencies, ops interpolated because the LUT lacks them, device runs it,
