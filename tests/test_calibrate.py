@@ -171,7 +171,7 @@ def test_published_calibrations_cite_their_sources():
 
 def test_shipped_calibrations_are_what_their_commands_produce(tmp_path):
     """Each published calibration, rerun as its recorded command says (--restart), gives the shipped
-    constants, errors and LUT again: the README's tables come from the files as shipped."""
+    constants, errors and LUT again: the docs' tables (docs/guides/devices.md) come from the files as shipped."""
     for folder in _published_profiles():
         copy = tmp_path / folder.name
         shutil.copytree(folder, copy)

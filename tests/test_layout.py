@@ -2,7 +2,7 @@
 
 - floors: each package imports only packages on lower floors (and itself); no import circles;
 - function-local imports say why they are local (a heavy or optional dependency);
-- the README's package map is the one :func:`package_map` renders from the packages' docstrings;
+- the package map in ``docs/concepts.md`` is the one :func:`package_map` renders from the packages' docstrings;
 - old module paths are true aliases of the moved modules, with a FutureWarning.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "workbench"
+MAP_PAGE = ROOT / "docs" / "concepts.md"  # the documentation page that shows the package map
 
 # Lowest first. A package may import its own floor's package only if it is itself (scoring and storages
 # share a floor and must not import each other).
@@ -153,7 +154,8 @@ def test_function_local_imports_say_why():
 
 
 def package_map() -> str:
-    """The README's map of the packages: floor by floor, each package with its docstring's first line."""
+    """The docs' map of the packages (``docs/concepts.md``): floor by floor, each package with its docstring's
+    first line."""
     rows = ["| floor | package | what goes there |", "|---|---|---|"]
     for floor, names in enumerate(FLOORS):
         for pkg in names:
@@ -166,11 +168,12 @@ def package_map() -> str:
     return "\n".join(rows)
 
 
-def test_readme_package_map_is_current():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_docs_package_map_is_current():
+    text = MAP_PAGE.read_text(encoding="utf-8")
     match = re.search(r"<!-- package map: tests/test_layout.py -->\n(.*?)\n<!-- end of package map -->", text, re.S)
-    assert match, "README.md has no package map section"
-    assert match.group(1).strip() == package_map(), "README's package map is stale; paste tests/test_layout.py:package_map()"
+    assert match, f"{MAP_PAGE.relative_to(ROOT)} has no package map section"
+    assert match.group(1).strip() == package_map(), (f"{MAP_PAGE.relative_to(ROOT)}'s package map is stale; "
+                                                     "run python tests/test_layout.py")
 
 
 def test_old_module_paths_are_the_moved_modules():
@@ -209,9 +212,8 @@ def test_old_modules_that_are_packages_now_keep_their_public_names(old):
     assert all(hasattr(module, n) for n in names)
 
 
-if __name__ == "__main__":  # `python tests/test_layout.py`: rewrite the README's package map
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8")
+if __name__ == "__main__":  # `python tests/test_layout.py`: rewrite the package map in docs/concepts.md
+    text = MAP_PAGE.read_text(encoding="utf-8")
     start, end = "<!-- package map: tests/test_layout.py -->\n", "\n<!-- end of package map -->"
     head, rest = text.split(start, 1)
-    readme.write_text(head + start + package_map() + end + rest.split(end, 1)[1], encoding="utf-8")
+    MAP_PAGE.write_text(head + start + package_map() + end + rest.split(end, 1)[1], encoding="utf-8")

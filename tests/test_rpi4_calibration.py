@@ -1,4 +1,4 @@
-"""The `rpi4` profile against what is published for the Raspberry Pi 4 (see README, "Calibrating latency").
+"""The `rpi4` profile against what is published for the Raspberry Pi 4 (see docs/guides/devices.md, "`rpi4`").
 
 No published single-thread whole-model latency of TFLite/XNNPACK on a Pi 4 was found (XNNPACK's README
 prints only multi-threaded Raspberry Pi tables), so the 1-thread profile is not calibrated. What the published
@@ -8,7 +8,7 @@ multi-threaded run. These tests hold the modeled profile inside that range, chec
 down in ``hw_profiles/rpi4/models/`` against their published multiply-add counts, and keep the
 multi-threaded file unusable as a calibration input for this 1-thread profile.
 
-``python tests/test_rpi4_calibration.py`` prints the table the README quotes.
+``python tests/test_rpi4_calibration.py`` prints the table docs/guides/devices.md quotes.
 """
 from __future__ import annotations
 

@@ -177,14 +177,14 @@ class OpSpec(ABC):
     """Everything the workbench knows about one op kind, in one place.
 
     A registry entry of :data:`SPECS`: ``name`` is the op kind (``Op.kind``), ``help`` its one line for the
-    README's vocabulary table. Subclasses set the class attributes and implement :meth:`layers`,
-    :meth:`torch_body`, :meth:`onnx` and :meth:`tflite`; :meth:`layer_type` and :meth:`residual_elems` have
-    defaults. ``tflite_ops`` lists the compute operators :meth:`tflite` may emit (checked by
+    op vocabulary table (generated into ``docs/guides/scoring.md``). Subclasses set the class attributes and
+    implement :meth:`layers`, :meth:`torch_body`, :meth:`onnx` and :meth:`tflite`; :meth:`layer_type` and
+    :meth:`residual_elems` have defaults. ``tflite_ops`` lists the compute operators :meth:`tflite` may emit (checked by
     ``tests/test_vocabulary.py``).
     """
 
     name = ""  # the op kind
-    help = ""  # one line for the README's vocabulary table
+    help = ""  # one line for the op vocabulary table in the docs
     key_fields: tuple[str, ...] = ("window",)
     formats: tuple[str, ...] = EXPORT_FORMATS  # export formats whose writers handle the kind
     has_weights = True  # False: nothing to quantise (pooling, reshaping)

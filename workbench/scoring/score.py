@@ -233,7 +233,7 @@ class _Lowering:
         if n.kind == "softmax" and n.index == last:
             return None
         if handler is None:
-            self.fail(n, "not in the op vocabulary (README 'Scoring a model file' lists what is)")
+            self.fail(n, "not in the op vocabulary (docs/guides/scoring.md lists what is)")
         return handler(n)
 
     def op(self, kind: str, n: GNode, in_t: str, out_shape, wbits=None, **fields) -> Op:

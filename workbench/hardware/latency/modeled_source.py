@@ -79,7 +79,7 @@ def _unchecked(device: str, precision: str, model_path: Path) -> LatencyTrust:
 
 def _calibrated(device: str, precision: str, record: dict, where: str) -> LatencyTrust:
     """The figures of the record's models at ``precision``. When every model is at that precision, the record's
-    own summary (computed from unrounded errors: what `workbench calibrate` printed and the README shows)."""
+    own summary (computed from unrounded errors: what `workbench calibrate` printed and the docs show)."""
     rows = [row for row in record["per_model"] if row.get("precision") == precision]
     errors = [abs(float(r["loo_error_pct"])) for r in rows]
     mean, worst = round(sum(errors) / len(errors), 1), round(max(errors), 1)
