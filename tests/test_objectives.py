@@ -159,7 +159,7 @@ def non_dominated(points):
 
 
 def test_two_objectives_equal_the_sweep_to_the_bit():
-    """The compared fronts' hypervolumes (quoted in the README) do not move: exactly equal on random fronts
+    """The compared fronts' hypervolumes (quoted in docs/guides/notebooks.md and docs/guides/search.md) do not move: exactly equal on random fronts
     (ties and repeated points included) and on clouds without ties; clouds whose dominated points tie on
     an axis may differ in the last bit only (the sweep adds such a step in two pieces)."""
     rng = random.Random(0)
