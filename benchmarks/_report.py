@@ -30,8 +30,9 @@ Use in a script::
     if __name__ == "__main__":
         sys.exit(PAGE.run(main))
 
-Importing this module also puts the repository root first on ``sys.path``, so every script imports the
-``workbench`` of the checkout it is in (the commit the page names), with or without ``PYTHONPATH``.
+Importing this module also puts the repository root first on ``sys.path`` and on ``PYTHONPATH``, so every
+script, and every process it starts, imports the ``workbench`` of the checkout it is in (the commit the page
+names), with or without ``PYTHONPATH`` set by hand.
 """
 from __future__ import annotations
 
@@ -51,8 +52,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
+PYTHONPATH = os.environ.get("PYTHONPATH")  # as given: the command line on the page shows this one
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# ... and the processes a benchmark starts (`python -m workbench.cli` workers) import the same checkout
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([PYTHONPATH] if PYTHONPATH else [])])
 
 # the packages a benchmark's numbers can depend on (missing ones are left out of the line)
 PACKAGES = ("torch", "numpy", "scipy", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "optuna",
@@ -156,8 +160,8 @@ def command_line(argv: list[str], script: str) -> str:
     if niceness:
         parts.append("nice" if niceness == 10 else f"nice -n {niceness}")
     env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("WORKBENCH_")]
-    if os.environ.get("PYTHONPATH"):
-        env.append("PYTHONPATH=" + os.environ["PYTHONPATH"].replace(str(ROOT), "$PWD"))
+    if PYTHONPATH:
+        env.append("PYTHONPATH=" + PYTHONPATH.replace(str(ROOT), "$PWD"))
     line = shlex.join(["python", f"benchmarks/{Path(script).name}", *argv])
     return SECRET.sub(r"\1:***@", " ".join([*env, *parts]) + (" " if env or parts else "") + line)
 

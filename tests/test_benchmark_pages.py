@@ -6,6 +6,7 @@ exercised on temporary pages.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import _report  # noqa: E402
+_PYTHONPATH = os.environ.get("PYTHONPATH")
+import _report  # noqa: E402  (sets PYTHONPATH for a benchmark's child processes: not for the other tests')
+
+if _PYTHONPATH is None:
+    os.environ.pop("PYTHONPATH", None)
+else:
+    os.environ["PYTHONPATH"] = _PYTHONPATH
 
 SCRIPTS = sorted((ROOT / "benchmarks").glob("bench_*.py"))
 PAGES = ROOT / "docs" / "benchmarks"
@@ -166,6 +173,6 @@ def test_without_docs_nothing_is_written(tmp_path, monkeypatch):
 
 
 def test_passwords_in_a_command_are_masked(monkeypatch):
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setattr(_report, "PYTHONPATH", None)
     line = _report.command_line(["--postgres", "postgresql://workbench:secret@127.0.0.1:5432/wb"], "bench_x.py")
     assert "secret" not in line and "postgresql://workbench:***@127.0.0.1:5432/wb" in line
