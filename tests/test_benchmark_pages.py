@@ -55,13 +55,16 @@ def test_the_overview_links_every_page():
 
 
 def test_every_written_region_says_how_to_rerun_it_and_where():
-    """A region on a page was written by its own script's --docs run: it names that command and a machine."""
+    """A region on a page was written by its own script's --docs run: it names that command and a machine.
+    (An empty region is a place kept for a table not generated yet: the command in the prose fills it.)"""
     for page in PAGES.glob("*.md"):
         text = page.read_text(encoding="utf-8")
         starts = re.findall(r"^<!-- table(?: [\w.-]+)?: .*-->$", text, re.MULTILINE)
         assert len(starts) == len(re.findall(r"^<!-- end of table(?: [\w.-]+)? -->$", text, re.MULTILINE)), page.name
         for match in _report.REGION.finditer(text):
             region = match.group(0)
+            if region.count("\n") <= 2:  # the two markers only
+                continue
             script = f"bench_{page.stem}.py"
             assert f"written by benchmarks/{script} --docs" in region, page.name
             command = re.search(r"^- \*\*command\*\*: `(.*)`$", region, re.MULTILINE)
