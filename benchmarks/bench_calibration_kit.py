@@ -11,7 +11,7 @@ Reported per selection: the median and 90th-percentile |error| over all held-out
 and the others, and the worst, across --boards boards. The truth has the model's own form, so this measures
 how well each set of timings pins the constants down, not how well the form fits a real runtime.
 
-    python benchmarks/bench_calibration_kit.py [--profile stm32f746] [--boards 20] [--models 12]
+    python benchmarks/bench_calibration_kit.py [--profile stm32f746 [stm32l4r5 ...]] [--boards 20] [--models 12]
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +29,8 @@ from workbench.calibration.kit import _fits, candidate_pool, select  # noqa: E40
 from workbench.hardware.latency_model import load_constants  # noqa: E402
 from workbench.hardware.profiles import load_profile  # noqa: E402
 from workbench.model.space import load_space  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 MLPERF = ("mlperf-kws", "mlperf-vww", "mlperf-ic", "mlperf-ad")
 
@@ -53,19 +56,10 @@ def fitted_errors(consts, clock_mhz, truth, chosen, test_rows, strength, rng, no
     return np.abs((test_rows @ constants) / (test_rows @ truth) - 1)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="stm32f746")
-    ap.add_argument("--precision", default="int8")
-    ap.add_argument("--boards", type=int, default=20)
-    ap.add_argument("--models", type=int, default=12)
-    ap.add_argument("--spread", type=float, default=0.5, help="sigma of log(true / prior) per constant")
-    ap.add_argument("--noise", type=float, default=0.03, help="relative timing noise")
-    ap.add_argument("--strength", type=float, default=0.1)
-    ap.add_argument("--test", type=int, default=300)
-    args = ap.parse_args(argv)
-
-    profile = load_profile(args.profile)
+def compare(name: str, args) -> None:
+    """One profile's table: every selection fitted on the same synthetic boards, scored on the same held-out
+    models."""
+    profile = load_profile(name)
     consts = load_constants(profile.latency.model.path)
     terms = ModeledTerms(consts, profile.clock_mhz)
     kit = [m.arch for m in select(profile, args.models, args.precision)]
@@ -79,27 +73,43 @@ def main(argv=None) -> int:
                   f"random ({args.models})": lambda rng: [pool[i] for i in rng.choice(len(pool), args.models, False)],
                   f"kit ({len(MLPERF)})": lambda rng: kit_small,
                   f"MLPerf Tiny ({len(MLPERF)})": lambda rng: mlperf_archs(args.precision)}
-    results = {name: [] for name in selections}
+    results = {label: [] for label in selections}
     for board in range(args.boards):
         rng = np.random.default_rng(board)
         truth = terms.prior * np.exp(rng.normal(0, args.spread, len(terms.prior)))
-        for name, pick in selections.items():
+        for label, pick in selections.items():
             chosen = pick(np.random.default_rng(1000 + board))
-            results[name].append(fitted_errors(consts, profile.clock_mhz, truth, chosen, test_rows, args.strength,
+            results[label].append(fitted_errors(consts, profile.clock_mhz, truth, chosen, test_rows, args.strength,
                                                np.random.default_rng(2000 + board), args.noise))
-    print(f"{args.profile} {args.precision}: {args.boards} synthetic boards (true constants = shipped x "
+    print(f"{name} {args.precision}: {args.boards} synthetic boards (true constants = shipped x "
           f"exp(N(0, {args.spread:g}))), timing noise {args.noise:.0%}, strength {args.strength:g}; "
           f"{len(test)} held-out models ({int(fc_mask.sum())} FC-dominated)")
     print(f"{'models timed':<18}{'median |e|':>11}{'p90 |e|':>9}{'within 10%':>11}{'other p90':>11}"
           f"{'FC p90':>8}{'worst':>8}")
-    for name, runs in results.items():
+    for label, runs in results.items():
         e = np.concatenate(runs)
         fc = np.concatenate([r[fc_mask] for r in runs])
         other = np.concatenate([r[~fc_mask] for r in runs])
-        print(f"{name:<18}{np.median(e):>11.1%}{np.quantile(e, 0.9):>9.1%}{(e <= 0.10).mean():>11.0%}"
+        print(f"{label:<18}{np.median(e):>11.1%}{np.quantile(e, 0.9):>9.1%}{(e <= 0.10).mean():>11.0%}"
               f"{np.quantile(other, 0.9):>11.1%}{np.quantile(fc, 0.9):>8.1%}{e.max():>8.0%}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", nargs="+", default=["stm32f746"], help="one table per profile")
+    ap.add_argument("--precision", default="int8")
+    ap.add_argument("--boards", type=int, default=20)
+    ap.add_argument("--models", type=int, default=12)
+    ap.add_argument("--spread", type=float, default=0.5, help="sigma of log(true / prior) per constant")
+    ap.add_argument("--noise", type=float, default=0.03, help="relative timing noise")
+    ap.add_argument("--strength", type=float, default=0.1)
+    ap.add_argument("--test", type=int, default=300)
+    PAGE.add_flag(ap)
+    args = ap.parse_args(argv)
+    for name in args.profile:
+        compare(name, args)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +50,8 @@ from workbench.model.data import kfold, list_datasets, load_dataset  # noqa: E40
 from workbench.hardware.profiles import load_profile  # noqa: E402
 from workbench.model.space import load_space  # noqa: E402
 from workbench.model.train import train_and_evaluate  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 # the space each built-in feeds (its default data set or, for the old names, the same family's input)
 SPACE_OF = {"digits": "vision", "basic-motions": "sensor-imu", "basic-motions-1s": "sensor-imu",
@@ -138,6 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, default=0, help="also cross-validate small sets with K folds (0: no)")
     p.add_argument("--cv-below", type=int, default=100, help="'small': fewer test samples than this")
     p.add_argument("--latency-only", action="store_true", help="train nothing: how candidates are costed")
+    PAGE.add_flag(p)
     args = p.parse_args(argv)
     if args.archs < 2 or args.seeds < 2:
         p.error("--archs and --seeds must be at least 2 (a spread and a noise need two values each)")
@@ -166,4 +170,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

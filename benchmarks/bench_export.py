@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workbench.model.arch import Architecture  # noqa: E402
@@ -28,6 +30,8 @@ from workbench.export.trial import FORMAT_NAMES, export_trial  # noqa: E402
 from workbench.hardware.profiles import load_profile  # noqa: E402
 from workbench.storages.storage import open_storage, study_names  # noqa: E402
 from workbench._infra.timing import statistic  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 
 def ensure_study(storage: str, study: str, trials: int, epochs: int, tmp: Path) -> tuple[str, str]:
@@ -40,8 +44,9 @@ def ensure_study(storage: str, study: str, trials: int, epochs: int, tmp: Path) 
     from workbench.search import Search, print_progress
 
     storage = f"sqlite:///{tmp}/bench.db"
-    print(f"no study {study!r}: running a {trials}-trial vision search on digits ({epochs} epochs) in {storage}",
-          file=sys.stderr)
+    # on stdout: the table below then describes this fallback study, not the quickstart's
+    print(f"no study {study!r} in the given storage: ran a {trials}-trial vision search on digits ({epochs} epochs, "
+          f"stm32f746, 12 ms budget) in a temporary storage, named {study!r}", flush=True)
     Search("vision", "stm32f746", "digits", study_name=study, storage=storage, epochs=epochs, latency_budget_ms=12.0,
            listeners=[print_progress]).run(trials)
     return storage, study
@@ -70,6 +75,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the fallback search")
     ap.add_argument("--out", type=Path, default=None, help="keep the files here (default: a temp folder)")
     ap.add_argument("--repeats", type=int, default=500, help=f"timed runs per file ({statistic().replace('%', '%%')} reported)")
+    PAGE.add_flag(ap)
     args = ap.parse_args(argv)
     import optuna
 
@@ -113,4 +119,4 @@ def print_table(result, total_seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

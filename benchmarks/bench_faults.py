@@ -35,12 +35,16 @@ import threading
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import hostile_cases as hc  # noqa: E402
 from bench_reliability import Row, print_table  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 FAST = ["--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions", "--evaluator", "synflow",
         "--sampler", "random"]
@@ -473,6 +477,7 @@ def main(argv=None) -> int:
     parser.add_argument("--postgres", default=os.environ.get("WORKBENCH_TEST_POSTGRES_URL"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per fault before it counts as a hang")
+    PAGE.add_flag(parser)
     args = parser.parse_args(argv)
     args.mem_mb = 1024
     import optuna
@@ -542,4 +547,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

@@ -32,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
 import numpy as np
 from scipy.stats import kendalltau
 
@@ -43,6 +44,8 @@ from workbench.hardware.cost import estimate  # noqa: E402
 from workbench.hardware.profiles import load_profile, parse_profile  # noqa: E402
 from workbench._infra.yamlio import load_yaml_mapping  # noqa: E402
 from workbench.model.space import all_spaces  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 
 def refreshed(profile, mode: str, tmp: Path, models: int, strength: float):
@@ -111,6 +114,7 @@ def main(argv=None) -> None:
                     help="refresh: pull towards the LUT as measured (default %(default)s)")
     ap.add_argument("--record", action="store_true",
                     help="write the result into the profile's calibration.json (fidelity), where trust lines read it")
+    PAGE.add_flag(ap)
     args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="wb-fidelity-") as tmp:
@@ -170,4 +174,4 @@ def run(args, profile, how: str) -> dict[str, list]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

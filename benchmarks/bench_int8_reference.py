@@ -16,12 +16,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workbench.model.arch import Architecture  # noqa: E402
 from workbench.model.data import load_dataset  # noqa: E402
 from workbench.export.trial import INT8_MAX_DROP, export_model  # noqa: E402
 from workbench.model.train import train_and_evaluate  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 BASE = {"head_width": 64, "precision": "int8", "quant_mode": "ptq", "resolution": 24, "stem_kernel": 3,
         "stem_stride": 2, "stem_width": 8,
@@ -40,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None, help="keep the exported files here")
+    PAGE.add_flag(parser)
     args = parser.parse_args()
     data = load_dataset("digits")
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-int8-"))
@@ -63,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -37,6 +39,8 @@ from workbench.hardware.memory import HOST_TFLM  # noqa: E402
 from workbench.hardware.memory_pieces import estimate_memory  # noqa: E402
 from workbench.model.space import load_space  # noqa: E402
 from workbench.model.weights import random_deployable_model  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 SPACES = ("vision", "audio-kws", "sensor-imu")
 TOLERANCE = 0.05
@@ -108,6 +112,7 @@ def main(argv=None) -> int:
                     help="measured rows are appended here (one JSON per line) as they come")
     ap.add_argument("--rescore", action="store_true",
                     help="do not export: re-score the rows already in --rows with the current model")
+    PAGE.add_flag(ap)
     args = ap.parse_args(argv)
     rows_path = Path(args.rows)
     if not args.rescore:
@@ -126,6 +131,9 @@ def main(argv=None) -> int:
                     print(f"[{name:<10} {i + 1:>3}/{args.n}] SRAM {p['sram_pred']} / {p['sram_tflm']}  "
                           f"file {p['file_pred']} / {p['file_bytes']}  ({time.perf_counter() - t0:.0f} s)  "
                           f"{p['summary']}", file=sys.stderr, flush=True)
+    if args.rescore:
+        PAGE.note(f"re-scored from the rows in {args.rows} (the exports and TFLM runs were done earlier, by the "
+                  f"command that wrote them; only the predictions are this run's)")
     rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
     rows = list({(r["space"], r["seed"]): r for r in rows}.values())  # split runs may overlap
     for line in table(rows, args.worst):
@@ -134,4 +142,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

@@ -20,9 +20,12 @@ latencies in ``hw_profiles/stm32f746/published_latency.csv``. Per network this p
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from unittest import mock
+
+import _report  # the page writer; also puts the repository root first on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,6 +35,8 @@ from workbench.model import tflite_graph  # noqa: E402
 from workbench.hardware.cost import estimate  # noqa: E402
 from workbench.hardware.profiles import load_profile  # noqa: E402
 from workbench.model.space import load_space  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 FOLDER = Path(__file__).resolve().parent.parent / "hw_profiles" / "stm32f746"
 # MicroNets Table 4, STM32F746ZG: (Mops, flash KB, SRAM KB) per row; "-" (not printed) is None
@@ -62,7 +67,10 @@ def pct(ours: float, paper: float | None) -> str:
     return "       -" if not paper else f"{ours / paper - 1:+8.1%}"
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    PAGE.add_flag(parser)
+    parser.parse_args(argv)
     profile = load_profile(FOLDER)
     print(f"{'network':<18}{'Mops paper/ours':<16}{'ms paper':>9}{'ours':>7}{'err':>9}{'interp':>7}"
           f"{'flash KB paper':>15}{'ours':>16}{'TF2020':>16}{'SRAM KB paper':>14}{'ours':>16}{'TF2020':>16}")
@@ -81,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

@@ -27,10 +27,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import hostile_cases as hc  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 
 @dataclass
@@ -133,6 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="only these classes")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated (default %(default)s)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated inputs here")
+    PAGE.add_flag(parser)
     args = parser.parse_args(argv)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-reliability-") as tmp:
@@ -145,4 +150,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(PAGE.run(main))

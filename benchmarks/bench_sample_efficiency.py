@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
 import optuna
 import yaml
 
@@ -42,6 +43,8 @@ from workbench._infra.process_settings import torch_threads
 from workbench.search import SearchConfig, is_trained, make_sampler
 from workbench.search.objective import evaluate, objective
 from workbench.model.space import load_space, space_from_text
+
+PAGE = _report.Page(__file__)
 
 RANKED_TRIALS, RANDOM_TRIALS = 60, 200
 
@@ -179,11 +182,14 @@ def main():
                         help="train part: random search to 200 trained trials too (about 3x the trainings)")
     parser.add_argument("--rows", type=Path, help="append each run's trials here (JSON lines)")
     parser.add_argument("--rescore", action="store_true", help="print the table from --rows without running")
+    PAGE.add_flag(parser)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     if args.rescore:
         records = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+        PAGE.note(f"re-scored from the runs in {args.rows}, which earlier commands measured (see the page); the "
+                  f"machine and wall time here are the re-scoring's")
         records = [r for r in records if r["part"] in args.parts]
     else:
         with torch_threads(1):
@@ -194,4 +200,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workbench.calibration import profiler  # noqa: E402
@@ -43,6 +45,8 @@ from workbench.hardware.memory import reference_memory  # noqa: E402
 from workbench.hardware.profiles import list_profiles, load_profile  # noqa: E402
 from workbench.model.arch import Architecture  # noqa: E402
 from workbench.model.space import all_spaces  # noqa: E402
+
+PAGE = _report.Page(__file__)
 
 BEFORE_MAX = 2000  # the whole-graph model costs ~0.1-0.3 ms per architecture: a sample is enough
 
@@ -131,6 +135,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profiles", nargs="*", default=None, help="default: host-cpu and stm32f746 where shipped")
     ap.add_argument("--spaces", nargs="*", default=None, help="default: every shipped space")
+    PAGE.add_flag(ap)
     args = ap.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
@@ -168,4 +173,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

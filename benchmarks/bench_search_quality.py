@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
+import _report  # the page writer; also puts the repository root first on sys.path
 import optuna
 
 from workbench.study.compare import AXES
 from workbench.study.objectives import hypervolume
 from workbench.search import EVALUATORS, SearchConfig, make_sampler
 from workbench.search.objective import evaluate, objective
+
+PAGE = _report.Page(__file__)
 
 
 def run_study(config, sampler_name, seed, trials, cache):
@@ -46,6 +50,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--latency-budget", type=float, default=12.0)
     parser.add_argument("--proxy", default="synflow", choices=[e.name for e in EVALUATORS.where(trains=False)])
+    PAGE.add_flag(parser)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = SearchConfig.load(args.space, args.device, latency_budget_ms=args.latency_budget, evaluator=args.proxy)
@@ -74,4 +79,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))

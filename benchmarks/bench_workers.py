@@ -21,10 +21,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import _report  # the page writer; also puts the repository root first on sys.path
 import optuna
 
 from workbench.search import is_trained
 from workbench.storages.storage import open_storage
+
+PAGE = _report.Page(__file__)
 
 SEARCH = ["search", "--space", "sensor-imu", "--device", "stm32f746", "--data", "basic-motions",
           "--evaluator", "synflow", "--sampler", "random"]
@@ -55,6 +58,7 @@ def main():
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--postgres", default=os.environ.get("WORKBENCH_TEST_POSTGRES_URL"))
+    PAGE.add_flag(parser)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -76,4 +80,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))
