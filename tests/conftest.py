@@ -1,14 +1,44 @@
-"""Shared fixtures: small spaces and profiles written to tmp dirs, and an in-process CLI runner."""
+"""Shared fixtures: small spaces and profiles written to tmp dirs, an empty user folder for every test, and an
+in-process CLI runner.
+
+``ROOT`` is the repository only when the tests run from a checkout; the shipped data is reached through the
+package (``PROFILES_DIR``, ``SPACES_DIR``), so most tests also run against an installed wheel
+(``.ci/wheel_check.sh``). Tests that read other repository files (README, benchmarks, notebooks, pyproject) are
+marked ``repo``.
+"""
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from workbench._infra.places import HOME_ENV
 from workbench.cli import main
+from workbench.hardware.locations import PROFILES_DIR  # the shipped folders: tests import them from here
+from workbench.model.space import SPACES_DIR  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
+_HOMES = itertools.count()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "repo: reads repository files that an installed wheel does not carry")
+    # module- and session-wide fixtures run before the per-test folder below is set: they see this one
+    os.environ[HOME_ENV] = os.path.join(tempfile.gettempdir(), f"workbench-test-home-{os.getpid()}")
+
+
+@pytest.fixture(autouse=True)
+def workbench_home(tmp_path_factory, monkeypatch):
+    """The user folder of this test: empty, and neither the developer's own nor the repository. Whatever a test
+    writes through ``workbench profile``/``calibrate`` lands here, and a developer's own spaces and profiles
+    change no result. (Not created: the workbench creates it when it writes.)"""
+    home = tmp_path_factory.getbasetemp() / "homes" / str(next(_HOMES))
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return home
 
 
 class CliResult:
@@ -37,7 +67,7 @@ def profile_copy(tmp_path):
 
     def copy(name="stm32f746"):
         dst = tmp_path / f"{name}-copy"
-        shutil.copytree(ROOT / "hw_profiles" / name, dst)
+        shutil.copytree(PROFILES_DIR / name, dst)
         return dst
 
     return copy

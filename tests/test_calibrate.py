@@ -11,6 +11,7 @@ import pytest
 
 from workbench.calibration import calibrate
 from workbench.hardware import machine, profiles
+from workbench.hardware.locations import PROFILES_DIR
 from workbench.calibration.calibrate import Measurement, fit, leave_one_out
 from workbench.cli import main
 from workbench._infra.errors import WorkbenchError
@@ -28,7 +29,7 @@ TRUE = LatencyConstants("synthetic truth", {"int8": {"conv": 2.5, "depthwise": 4
 
 def _modeled_copy(tmp_path: Path, name: str = "stm32l4r5") -> Path:
     folder = tmp_path / name
-    shutil.copytree(ROOT / "hw_profiles" / name, folder)
+    shutil.copytree(PROFILES_DIR / name, folder)
     return folder
 
 
@@ -197,7 +198,7 @@ MICRONETS_MOPS = {"micronet-kws-l": 129, "micronet-kws-m": 30.6, "micronet-kws-s
 def test_stm32f746_published_models_are_the_papers_and_cost():
     from workbench.hardware.cost import estimate
 
-    folder = ROOT / "hw_profiles" / "stm32f746"
+    folder = PROFILES_DIR / "stm32f746"
     device = profiles.load_profile(folder)
     measurements = calibrate.read_measurements(folder / "published_latency.csv")
     assert len(measurements) >= 8
@@ -227,7 +228,7 @@ OTHER = {"cpu": "Some Other CPU 9000", "cores": 64, "runtime": "onnxruntime 0.0.
 @pytest.fixture
 def host_copy(tmp_path, monkeypatch):
     folder = tmp_path / "host"
-    shutil.copytree(ROOT / "hw_profiles" / "host-cpu", folder)
+    shutil.copytree(PROFILES_DIR / "host-cpu", folder)
     monkeypatch.setattr(profiles, "_CACHE", profiles.ProfileCache())
     monkeypatch.setattr(profiles, "_NOTIFIED", set())
     return folder

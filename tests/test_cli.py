@@ -6,7 +6,7 @@ import re
 import signal
 
 import pytest
-from conftest import ROOT
+from conftest import SPACES_DIR
 
 
 def test_search_then_pareto_for_other_devices(tmp_path, cli):
@@ -130,7 +130,7 @@ BASE = ["search", "--device", "stm32f746", "--trials", 1, "--epochs", 1]
                                   "missing-storage",
                                   "wrong-encoding", "nan-latency"])
 def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, cli, profile_copy, case):
-    sensor = (ROOT / "search_spaces" / "sensor-imu.yaml").read_text()
+    sensor = (SPACES_DIR / "sensor-imu.yaml").read_text()
     storage = f"sqlite:///{tmp_path / 'x.db'}"
     make_args, expected = {
         "malformed": (lambda: ["--space", _bad_space(tmp_path, "name: [unclosed\n")], "malformed YAML at line"),

@@ -1,15 +1,14 @@
 """Cost estimator on hand-computed nets, LUT lookup and interpolation."""
 import re
-from pathlib import Path
 
 import pytest
 
 from workbench import Architecture, estimate, load_profile, load_space
 from workbench.hardware.latency_model import set_per_inference_ms
+from workbench.hardware.locations import PROFILES_DIR
 from workbench.model.ops import Op
 from workbench.hardware.lut import entry_for, write_lut
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_cnn1d(precision="int8", wbits=8):
@@ -117,7 +116,7 @@ def test_latency_is_the_sum_of_lut_entries_plus_one_per_inference_overhead(profi
     assert estimate(arch, with_overhead).latency_ms == pytest.approx(0.75 + lut_sum, rel=1e-12)
 
     host = load_profile("host-cpu")  # the shipped calibrated overhead, as its profile.yaml writes it
-    written = float(re.search(r"^per_inference_ms:\s*([0-9.eE+-]+)", (ROOT / "hw_profiles" / "host-cpu" /
+    written = float(re.search(r"^per_inference_ms:\s*([0-9.eE+-]+)", (PROFILES_DIR / "host-cpu" /
                                                                     "profile.yaml").read_text(), re.M).group(1))
     host_arch = load_space("vision").random_archs(1, seed=2, precisions=host.precisions)[0]
     assert written > 0 and host.per_inference_ms == written

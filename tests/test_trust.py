@@ -11,6 +11,7 @@ import yaml
 
 from workbench.calibration import calibrate
 from workbench.hardware import machine, profiles
+from workbench.hardware.locations import PROFILES_DIR
 from workbench.calibration.calibrate import Measurement
 from workbench.cli import main
 from workbench.model.space import load_space
@@ -23,7 +24,7 @@ OTHER = {"cpu": "Some Other CPU 9000", "cores": 64, "runtime": "onnxruntime 0.0.
 
 def _copy(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
-    shutil.copytree(ROOT / "hw_profiles" / name, folder)
+    shutil.copytree(PROFILES_DIR / name, folder)
     return folder
 
 
@@ -35,7 +36,7 @@ def _load(folder: Path):
 def test_calibrated_profiles_state_their_leave_one_out_error(name):
     """int8 (measured) repeats the calibration record's own summary; w4a8 (the same integer kernels, never
     measured) is derived from it; fp32 (never measured, other kernels) is an unchecked model."""
-    record = load_yaml_mapping(ROOT / "hw_profiles" / name / "latency_model.yaml")["calibration"]
+    record = load_yaml_mapping(PROFILES_DIR / name / "latency_model.yaml")["calibration"]
     profile = profiles.load_profile(name)
     int8 = latency_trust(profile, "int8")
     assert int8.basis == "calibrated" and int8.models == record["measurements"]
@@ -152,6 +153,7 @@ def test_a_network_with_4_bit_stages_names_both_kernels_it_runs():
     assert [t.split(":")[0] for t in trust_lines(f746, precisions_of([mixed]))] == ["int8", "w4a8"]
 
 
+@pytest.mark.repo
 def test_a_recorded_fidelity_check_is_quoted_while_the_lut_is_unchanged(tmp_path, monkeypatch):
     """benchmarks/bench_fidelity.py --record: its per-precision result shows in the measured profile's line,
     and stops showing once the LUT it checked is no longer the one in the folder."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.metadata
 import io
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 import optuna
 
 from workbench import __version__
+from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.notices import print_on_one_line
 from workbench._infra.processes import (
@@ -34,14 +34,15 @@ from workbench.calibration.calibrate import (
     calibrate_quick,
     format_report,
     resolve_profile_dir,
+    writable_profile_dir,
 )
 from workbench.calibration.kit import write_kit
 from workbench.export.formats import FORMAT_NAMES, FORMATS
-from workbench.hardware.profiles import all_profiles, load_profile, model_profile
+from workbench.hardware.profiles import load_profile, model_profile
 from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
 from workbench.model.data import list_datasets
 from workbench.model.evaluators import EVALUATORS
-from workbench.model.space import all_spaces, list_spaces, load_space
+from workbench.model.space import all_spaces, load_space
 from workbench.scoring.score import format_score, score
 from workbench.search import (
     QUICKSTART,
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.home is not None:  # through the environment, so worker processes and notebooks' kernels agree
+        os.environ[places.HOME_ENV] = str(args.home.expanduser().absolute())
 
     print_on_one_line()  # every WorkbenchNotice (a host profile measured on another CPU, …): one "notice:" line
 
@@ -85,13 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exc)
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("tinyml-workbench")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return __version__
-
-
 def build_parser() -> argparse.ArgumentParser:
     from workbench.calibration.profiler import (  # heavy: onnx, onnxruntime
         DEFAULT_REPEATS,
@@ -99,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--home", type=Path, default=None, metavar="DIR",
+                        help=f"your own spaces and profiles, and where profile/calibrate write (default: "
+                        f"${places.HOME_ENV}, else {places.user_home()})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("quickstart", help="a short real search: vision space, Cortex-M7 profile, digits data, LUT-ranked sampler")
@@ -167,15 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset path on this machine, when it differs from the creator's")
     p.set_defaults(handler=cmd_repeats)
 
-    p = sub.add_parser("spaces", help="list the shipped search spaces")
+    p = sub.add_parser("spaces", help="list the search spaces: shipped, and yours (in the user folder)")
     p.set_defaults(handler=cmd_spaces)
-    p = sub.add_parser("devices", help="list the shipped device profiles")
+    p = sub.add_parser("devices", help="list the device profiles: shipped, and yours (in the user folder)")
     p.set_defaults(handler=cmd_devices)
     p = sub.add_parser("datasets", help="list the built-in datasets")
     p.set_defaults(handler=cmd_datasets)
 
     p = sub.add_parser("profile", help="measure a latency LUT on this machine (onnxruntime, 1 thread)")
-    p.add_argument("--out", required=True, type=Path, help="profile folder to write (profile.yaml + lut.csv)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--name", default=None, help="write your profile NAME in the user folder (then "
+                       "`--device NAME` finds it; a shipped profile of that name is shadowed)")
+    where.add_argument("--out", type=Path, default=None, help="or: profile folder to write (profile.yaml + lut.csv)")
     p.add_argument("--space", action="append", default=None, help="limit to these spaces (repeatable)")
     p.add_argument("--precision", action="append", default=None, choices=("fp32", "int8"),
                    help="precisions to measure (repeatable; default fp32 and int8)")
@@ -196,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "shipped space such as mlperf-kws or a fixed-choice space .yaml), rewrite them with the measurements, regenerate the LUT, and "
                        "print the fit and leave-one-model-out errors. --quick refreshes a measured host LUT for this "
                        "machine from models timed here (~15 s).")
-    p.add_argument("profile", help="device profile name or folder")
+    p.add_argument("profile", help="device profile name or folder (a shipped profile given by name is copied to "
+                   "the user folder first, and the copy is calibrated)")
     p.add_argument("--measurements", type=Path, default=None, metavar="CSV", help="whole-model latencies to fit")
     p.add_argument("--quick", action="store_true", help="host profile: time random models here and fit to them")
     p.add_argument("--models-per-space", type=int, default=20, help="--quick: random models per space and "
@@ -508,19 +511,42 @@ def _accuracy_cell(row: dict) -> str:
 
 
 def cmd_spaces(args) -> int:
-    for path in list_spaces():
-        s = load_space(path)
-        print(f"{s.name:<12} {s.family:<7} data={s.dataset:<16} {s.description}")
+    found = places.entries(places.SPACES)
+    for entry in found:
+        s = load_space(entry.path)
+        print(f"{s.name:<12} {s.family:<7} data={s.dataset:<16} {s.description}{_yours(entry, 'space')}")
+    print(_origins(found, places.SPACES, "spaces"))
     return 0
 
 
 def cmd_devices(args) -> int:
-    for profile in all_profiles():
+    found = places.entries(places.PROFILES)
+    for entry in found:
+        profile = load_profile(entry.path, notify=False)
         print(profile.one_line())
         for line in trust_lines(profile):
             print(f"    latency {line}")
         print(f"    {memory_trust(profile)}")
+        if entry.origin == "user":
+            print(f"    {_yours(entry, 'profile').strip(' ()')}")
+    print(_origins(found, places.PROFILES, "profiles"))
     return 0
+
+
+def _yours(entry, what: str) -> str:
+    """`` (yours: PATH)`` after a user's entry, saying when it shadows a shipped one; nothing after a shipped one."""
+    if entry.origin != "user":
+        return ""
+    return f" (yours: {entry.path}{f'; shadows the shipped {what} of that name' if entry.shadows else ''})"
+
+
+def _origins(found, kind: str, what: str) -> str:
+    """The listing's last line: how many are shipped and how many are yours, and both folders."""
+    mine = sum(e.origin == "user" for e in found)
+    shadowed = sum(e.shadows for e in found)
+    hidden = f"; {shadowed} shadowed by yours" if shadowed else ""
+    return (f"-- {len(found) - mine + shadowed} shipped {what} ({places.shipped_dir(kind)}{hidden}), {mine} of "
+            f"yours ({places.user_dir(kind)}; ${places.HOME_ENV} or --home moves it)")
 
 
 def cmd_datasets(args) -> int:
@@ -539,11 +565,23 @@ def cmd_profile(args) -> int:
     for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats)):
         if value < (0 if name == "--warmup" else 1):
             raise WorkbenchError(f"{name}: must be >= {0 if name == '--warmup' else 1}, got {value}")
-    check_out_dir(args.out, force=args.force)  # before anything is written
-    out = profile_device(args.out, spaces=spaces, precisions=tuple(args.precision or ("fp32", "int8")),
+    out_dir = _profile_out(args.name, args.out)
+    check_out_dir(out_dir, force=args.force)  # before anything is written
+    out = profile_device(out_dir, spaces=spaces, precisions=tuple(args.precision or ("fp32", "int8")),
                          limit=args.limit, warmup=args.warmup, repeats=args.repeats)
     print(f"wrote {out}")
     return 0
+
+
+def _profile_out(name: str | None, out: Path | None) -> Path:
+    """``--name NAME``: the user folder's NAME; ``--out DIR``: DIR, unless it lies inside the installed package."""
+    if name is None:
+        places.refuse_installed(out, "--out")
+        return out
+    if not name or name.startswith(".") or any(sep in name for sep in ("/", "\\", os.sep)):
+        raise WorkbenchError(f"--name: {name!r} is not a profile name (one folder name, not hidden; for a path "
+                             f"use --out)")
+    return places.user_dir(places.PROFILES) / name
 
 
 def cmd_model_lut(args) -> int:
@@ -553,18 +591,21 @@ def cmd_model_lut(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    folder = resolve_profile_dir(args.profile)
     if (args.measurements is None) == (not args.quick):
         raise WorkbenchError("calibrate: give exactly one of --measurements CSV or --quick")
+    if args.quick and args.models_per_space < 1:
+        raise WorkbenchError(f"--models-per-space: must be >= 1, got {args.models_per_space}")
     strength = args.strength if args.strength is not None else QUICK_STRENGTH if args.quick else DEFAULT_STRENGTH
-    if args.quick:
-        if args.models_per_space < 1:
-            raise WorkbenchError(f"--models-per-space: must be >= 1, got {args.models_per_space}")
-        report = calibrate_quick(folder, args.models_per_space, strength, name=args.profile)
-    else:
-        report = calibrate_profile(folder, args.measurements, strength, name=args.profile, restart=args.restart)
+    read_from = resolve_profile_dir(args.profile)
+    with writable_profile_dir(args.profile) as folder:
+        if args.quick:
+            report = calibrate_quick(folder, args.models_per_space, strength, name=args.profile)
+        else:
+            report = calibrate_profile(folder, args.measurements, strength, name=args.profile, restart=args.restart)
     print(format_report(report))
-    print(f"wrote {folder}")
+    copied = "" if folder == read_from else (f" (your copy of the shipped {args.profile!r}: it shadows the shipped "
+                                           f"one from now on; delete the folder to go back)")
+    print(f"wrote {folder}{copied}")
     return 0
 
 

@@ -21,9 +21,11 @@ leave-one-model-out error (fit on the others, predict it) says how far to trust 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -34,6 +36,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.safeio import bounded_lines, check_file_size
 from workbench._infra.yamlio import load_yaml_mapping
@@ -47,7 +50,7 @@ from workbench.hardware.latency_model import (
 )
 from workbench.hardware.lut import LutEntry, write_lut
 from workbench.hardware.machine import this_machine
-from workbench.hardware.profiles import PROFILES_DIR, list_profiles, model_profile, parse_profile
+from workbench.hardware.profiles import find_profile, model_profile, parse_profile, unknown_device
 from workbench.model.arch import Architecture
 from workbench.model.ops import Op
 from workbench.model.space import all_spaces, load_space
@@ -565,12 +568,31 @@ def calibrate_profile(profile_dir: Path, measurements_csv: Path, strength: float
 
 
 def resolve_profile_dir(name_or_path: str) -> Path:
-    """A shipped profile name or a profile folder → the folder (checked to hold a profile.yaml)."""
+    """A profile name (the user's own, else the shipped one) or a profile folder → the folder (checked to hold
+    a profile.yaml). For reading: :func:`writable_profile_dir` is the folder a calibration writes."""
     path = Path(name_or_path)
     if path.is_dir() and (path / "profile.yaml").is_file():
         return path
-    shipped = PROFILES_DIR / str(name_or_path)
-    if (shipped / "profile.yaml").is_file():
-        return shipped
-    known = ", ".join(p.name for p in list_profiles())
-    raise WorkbenchError(f"unknown device {str(name_or_path)!r} (shipped: {known}; or give a profile folder)")
+    found = find_profile(str(name_or_path))
+    if found is None:
+        raise unknown_device(name_or_path)
+    return found
+
+
+@contextlib.contextmanager
+def writable_profile_dir(name_or_path: str):
+    """The folder ``workbench calibrate`` rewrites, for the duration of the block: a folder given by path,
+    itself (refused inside an installed package); a name, the user's own profile of that name, copied from the
+    shipped one on first use (and removed again when the block fails), so the installed package and the
+    repository's ``hw_profiles/`` are never rewritten by name."""
+    folder = resolve_profile_dir(name_or_path)
+    if folder == Path(name_or_path) or not places.is_shipped(folder, places.PROFILES):
+        places.refuse_installed(folder, "calibrate")
+        yield folder
+        return
+    copy = places.copy_shipped_profile(folder.name)  # a name reached a shipped profile: the user has none yet
+    try:
+        yield copy
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise

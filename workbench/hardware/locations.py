@@ -1,12 +1,12 @@
-"""Where the shipped data lives (the device profiles, ``hw_profiles/``, next to the package), and which files a
-profile may name."""
+"""Where the device profiles live (shipped with the package, or the user's own: :mod:`workbench._infra.places`),
+and which files a profile may name."""
 import os
 from pathlib import Path
 
 from workbench._infra.errors import WorkbenchError
+from workbench._infra.places import PROFILES, shipped_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-PROFILES_DIR = ROOT / "hw_profiles"
+PROFILES_DIR = shipped_dir(PROFILES)  # the shipped profiles (read-only; the user's own: places.user_dir(PROFILES))
 OUTSIDE_FILES_ENV = "WORKBENCH_PROFILE_FILES_ANYWHERE"  # "1": a profile may name files outside its folder
 
 

@@ -16,11 +16,11 @@ import os
 import platform
 from pathlib import Path
 
+from workbench._infra import places
 from workbench._infra.notices import OtherMachineWarning, notify
-from workbench.hardware.locations import PROFILES_DIR
 
 QUICK_REFRESH = "workbench calibrate {name} --quick"  # ~15 s: whole-model rescale (workbench.calibration.calibrate)
-FULL_REFRESH = "workbench profile --out {folder} --force"  # ~1 min on a quiet machine: every op re-measured
+FULL_REFRESH = "workbench profile {out} --force"  # ~1 min on a quiet machine: every op re-measured
 
 
 def cpu_facts() -> tuple[str, float, int]:
@@ -69,12 +69,14 @@ def mismatch_notice(profile) -> str | None:
     if not diff:
         return None
     folder = Path(profile.path).parent
-    shipped = folder.resolve().parent == PROFILES_DIR.resolve()
-    name = folder.name if shipped else folder
-    folder = f"hw_profiles/{folder.name}" if shipped else folder
+    by_name = places.find(places.PROFILES, folder.name)
+    named = by_name is not None and by_name.resolve() == folder.resolve()  # a name reaches it: the user's or shipped
+    name, out = (folder.name, f"--name {folder.name}") if named else (folder, f"--out {folder}")
+    shipped = places.is_shipped(folder, places.PROFILES)  # refreshed in the user's own copy (calibrate, profile)
+    into = f" (into your own copy in {places.user_dir(places.PROFILES)})" if shipped else ""
     return (f"device {profile.name!r} was measured on another machine ({'; '.join(diff)}): its latencies "
-            f"describe that machine. Refresh: `{QUICK_REFRESH.format(name=name)}` (~15 s) or "
-            f"`{FULL_REFRESH.format(folder=folder)}` (~1 min)")
+            f"describe that machine. Refresh{into}: `{QUICK_REFRESH.format(name=name)}` (~15 s) or "
+            f"`{FULL_REFRESH.format(out=out)}` (~1 min)")
 
 
 def warn_if_other_machine(profile) -> None:

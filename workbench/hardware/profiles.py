@@ -1,4 +1,5 @@
-"""Device profiles, stored as data in ``hw_profiles/<name>/``.
+"""Device profiles, stored as data in ``hw_profiles/<name>/`` (shipped with the package, or the user's own in the
+user folder, which wins on a name: :mod:`workbench._infra.places`).
 
 ``profile.yaml`` holds the device facts (class, runtime, clock, SRAM/flash capacity and what lies
 outside the runtime's arena and code, supported precisions), a ``memory:`` section describing the
@@ -15,12 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.memo import BoundedMemo
 from workbench._infra.yamlio import Fields, load_yaml_mapping
 from workbench.hardware.latency import LatencySource, SourceContext, source_kind
 from workbench.hardware.latency_model import build_modeled_lut
-from workbench.hardware.locations import PROFILES_DIR
+from workbench.hardware.locations import PROFILES_DIR  # noqa: F401  (re-exported: the shipped profiles)
 from workbench.hardware.machine import warn_if_other_machine
 from workbench.hardware.memory import parse_runtime
 from workbench.model.ops import PRECISIONS
@@ -72,7 +74,20 @@ def _size(n_bytes: int) -> str:
 
 
 def list_profiles() -> list[Path]:
-    return sorted(p.parent for p in PROFILES_DIR.glob("*/profile.yaml"))
+    """The folder of every profile known by name: the user's own, then the shipped ones theirs do not shadow;
+    sorted by name."""
+    return [e.path for e in places.entries(places.PROFILES)]
+
+
+def find_profile(name: str) -> Path | None:
+    """The folder of the profile called ``name`` (the user's if there is one, else the shipped one), or None."""
+    return places.find(places.PROFILES, name)
+
+
+def unknown_device(name) -> WorkbenchError:
+    known = ", ".join(p.name for p in list_profiles())
+    return WorkbenchError(f"unknown device {str(name)!r} (known: {known}; or give a profile folder, or put one in "
+                          f"{places.user_dir(places.PROFILES)})")
 
 
 class ProfileCache:
@@ -132,7 +147,8 @@ _NOTIFIED: set[str] = set()  # profiles whose machine check has run in this proc
 
 
 def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProfile:
-    """Load a shipped profile by name (``stm32f746``) or a profile directory / profile.yaml by path.
+    """Load a profile by name (``stm32f746``: the user's own of that name, else the shipped one) or a profile
+    directory / profile.yaml by path.
 
     Loaded once and reused until its files change (:class:`ProfileCache`). ``notify``: a measured profile
     chosen on a machine other than its own says so, once per process (:mod:`workbench.hardware.machine`); listings
@@ -141,10 +157,10 @@ def load_profile(name_or_path: str | Path, *, notify: bool = True) -> DeviceProf
     if path.is_dir():
         path = path / "profile.yaml"
     elif path.suffix not in (".yaml", ".yml"):
-        path = PROFILES_DIR / str(name_or_path) / "profile.yaml"
-        if not path.is_file():
-            known = ", ".join(p.name for p in list_profiles())
-            raise WorkbenchError(f"unknown device {str(name_or_path)!r} (shipped: {known}; or give a profile directory)")
+        folder = find_profile(str(name_or_path))
+        if folder is None:
+            raise unknown_device(name_or_path)
+        path = folder / "profile.yaml"
     profile = _CACHE.load(path)
     key = str(path.resolve())
     if notify and key not in _NOTIFIED:
@@ -158,8 +174,8 @@ def all_profiles() -> list[DeviceProfile]:
 
 
 def profiles_with(*extra) -> dict[str, DeviceProfile]:
-    """Every shipped profile by name, plus ``extra`` ones (profiles, names or folders) that win on a clash:
-    a user's own profile is scored next to the shipped ones."""
+    """Every profile known by name (the user folder's and the shipped ones), plus ``extra`` ones (profiles,
+    names or folders) that win on a clash: a user's own profile is scored next to the shipped ones."""
     found = {p.name: p for p in all_profiles()}
     for profile in extra:
         profile = profile if isinstance(profile, DeviceProfile) else load_profile(profile)
@@ -212,7 +228,8 @@ def _measured_on(f: Fields) -> dict:
 
 
 def model_profile(profile_dir: Path, spaces=None) -> tuple[Path, int]:
-    """Regenerate a modeled profile's LUT for every op the (shipped) spaces can produce."""
+    """Regenerate a modeled profile's LUT for every op the spaces (shipped and the user's) can produce."""
+    places.refuse_installed(profile_dir, "model-lut")
     profile_path = Path(profile_dir) / "profile.yaml"
     profile = parse_profile(load_yaml_mapping(profile_path), profile_path, with_latency=False)
     ops = enumerate_ops(spaces if spaces is not None else all_spaces(), profile.precisions)

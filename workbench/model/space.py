@@ -1,4 +1,4 @@
-"""Search spaces: YAML files in ``search_spaces/`` loaded into validated objects that sample architectures.
+"""Search spaces: YAML files (shipped in ``search_spaces/``, or the user's own) loaded into validated objects that sample architectures.
 
 A space names a model *family* (a registered lowering: ``mbconv``, ``dscnn``, ``cnn1d``), the
 family's choices, and a quantisation policy part. Sampling goes through a :class:`Suggester`, so an
@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.yamlio import Fields, parse_yaml_mapping, read_yaml_text
 from workbench.model.arch import Architecture
 from workbench.model.families import FAMILIES
 
-ROOT = Path(__file__).resolve().parents[2]
-SPACES_DIR = ROOT / "search_spaces"
+SPACES_DIR = places.shipped_dir(places.SPACES)  # the shipped spaces (read-only; the user's own: places.user_dir)
 
 
 class Suggester(Protocol):
@@ -112,17 +112,21 @@ class SearchSpace:
 
 
 def list_spaces() -> list[Path]:
-    return sorted(SPACES_DIR.glob("*.yaml"))
+    """Every space known by name: the user's own (:func:`workbench._infra.places.user_dir`), then the shipped ones
+    theirs do not shadow; sorted by name."""
+    return [e.path for e in places.entries(places.SPACES)]
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
-    """Load a shipped space by name (``vision``) or any YAML file by path."""
+    """Load a space by name (``vision``: the user's own of that name, else the shipped one) or any YAML file by
+    path."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = SPACES_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
+        path = places.find(places.SPACES, str(name_or_path))
+        if path is None:
             known = ", ".join(p.stem for p in list_spaces())
-            raise WorkbenchError(f"unknown search space {str(name_or_path)!r} (shipped: {known}; or give a .yaml path)")
+            raise WorkbenchError(f"unknown search space {str(name_or_path)!r} (known: {known}; or give a .yaml "
+                                 f"path, or put it in {places.user_dir(places.SPACES)})")
     text = read_yaml_text(path)
     return replace(parse_space(parse_yaml_mapping(text, str(path)), str(path)), text=text)
 

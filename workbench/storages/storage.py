@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import warnings
@@ -30,6 +30,11 @@ from pathlib import Path
 import optuna
 
 from workbench._infra.errors import WorkbenchError
+
+try:  # POSIX (Linux, macOS); without it the package still imports, and only a file storage's lock says so
+    import fcntl
+except ImportError:
+    fcntl = None
 
 DEFAULT_STORAGE = "sqlite:///workbench.db"
 JOURNAL_SUFFIXES = (".log", ".jsonl", ".journal")
@@ -41,6 +46,7 @@ GRACE_FACTOR = 3
 CONNECT_TIMEOUT_S = 10  # an unreachable database host fails within this, not after a TCP hang
 SQLITE_BUSY_TIMEOUT_S = 60  # wait this long for another writer before "database is locked" (env override:
 # WORKBENCH_SQLITE_BUSY_TIMEOUT, seconds)
+POSTGRES_INSTALL = 'pip install "tinyml-workbench[postgres]" (from a checkout: pip install -e ".[postgres]")'
 MIN_FREE_BYTES = 256 * 1024  # a search refuses to start on a disk with less free space (SQLite's WAL needs room)
 
 # SQLAlchemy's connection pool logs (with a traceback) when a connection is reset after Ctrl-C; our own
@@ -143,6 +149,11 @@ def _rdb_storage(url: str, shown: str, heartbeat_s: int | None):
     try:
         return _create_schema_once(url, engine_kwargs, heartbeat)
     except Exception as exc:  # sqlalchemy/driver errors vary by backend; all mean "cannot use this URL"
+        missing = next((e.name for e in _chain(exc) if isinstance(e, ModuleNotFoundError) and e.name), None)
+        if missing is not None:
+            extra = f"; it comes with the postgres extra: {POSTGRES_INSTALL}" if url.startswith("postgresql") else ""
+            raise WorkbenchError(f"--storage: {shown} needs the database driver {missing!r}, which is not "
+                                 f"installed{extra}") from None
         fault = as_storage_fault(exc, url)
         if fault is not None and _hint(exc) is not None:
             raise fault from None
@@ -262,10 +273,9 @@ def _writable(path: Path) -> bool:
 
 def _check_free_space(folder: Path, shown: str) -> None:
     try:
-        stat = os.statvfs(folder)
+        free = shutil.disk_usage(folder).free  # statvfs's f_bavail * f_frsize on POSIX; also on Windows
     except OSError:
         return
-    free = stat.f_bavail * stat.f_frsize
     if free < MIN_FREE_BYTES:
         raise StorageFault(f"storage {shown}: the disk holding {folder} is full ({free // 1024} KB free, a search "
                            f"needs at least {MIN_FREE_BYTES // 1024} KB); free space and run the same command again")
@@ -459,6 +469,9 @@ def tally_lock(storage, url: str, study_name: str):
     """
     path = storage_file(url)
     if path is not None:
+        if fcntl is None:
+            raise WorkbenchError(f"--storage: {redact(url)}: a file storage is locked with fcntl.flock, which this "
+                                 f"system lacks (Windows); use Linux, macOS or WSL, or a postgresql:// storage")
         with open(f"{path}.workbench-lock", "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import site
 import subprocess
 import sys
 import tempfile
@@ -67,11 +68,11 @@ def run_tflm(path: str | Path, inputs: np.ndarray | None = None) -> TflmRun:
         in_file, out_file = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         if inputs is not None:
             np.save(in_file, np.ascontiguousarray(inputs))
-        cmd = [sys.executable, "-m", "workbench.export.formats.tflm_runner", str(path), str(in_file), str(out_file)]
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]) + os.pathsep
-                   + os.environ.get("PYTHONPATH", ""))
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
+        cmd = [sys.executable, "-m", "workbench.export.formats.tflm_runner", str(path.resolve()), str(in_file),
+               str(out_file)]
+        try:  # run in the temporary folder: a `workbench/` folder in the caller's directory is not imported
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=_child_env(),
+                                  cwd=tmp)
         except subprocess.TimeoutExpired:
             raise WorkbenchError(f"TFLite Micro did not finish within {CHILD_TIMEOUT_S} s", where=str(path)) from None
         if done.returncode != 0:
@@ -82,6 +83,18 @@ def run_tflm(path: str | Path, inputs: np.ndarray | None = None) -> TflmRun:
             run.outputs = np.load(out_file)
     run.version = tflm_version()
     return run
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of the TFLM child, which must import this process's ``workbench``: the folder holding
+    the package goes first on PYTHONPATH (a source checkout), unless it is a site-packages folder the child
+    reads anyway (a wheel install), where coming first would put every installed package ahead of the
+    standard library."""
+    root = Path(__file__).resolve().parents[3]
+    site_dirs = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if root in site_dirs:
+        return dict(os.environ)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
 
 
 def parse_allocations(text: str) -> TflmRun:
