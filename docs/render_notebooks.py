@@ -58,8 +58,8 @@ def machine() -> str:
 
 def run(path: Path, workdir: Path) -> tuple[object, float]:
     """Execute one notebook in ``workdir`` with :data:`BUDGET`; returns the executed notebook and seconds."""
-    import nbformat  # optional: nbformat (the notebook extra)
-    from nbclient import NotebookClient  # optional: nbclient (the notebook extra)
+    import nbformat  # optional: nbformat (the docs extra)
+    from nbclient import NotebookClient  # optional: nbclient (the docs extra)
 
     env = {**BUDGET, "WORKBENCH_STORAGE": f"sqlite:///{workdir / 'workbench.db'}",
            "WORKBENCH_EXPORT_DIR": str(workdir / "exports"), "WORKBENCH_PROJECT": str(workdir / "my_project"),
@@ -234,7 +234,7 @@ def check_quiet_failures(nb) -> None:
 def note_cell(path: Path, seconds: float, widgets: int):
     """The page's first words after its title: what ran, with which budget, where, and what the widgets are.
     HTML, since a notebook's Markdown is not run through the site's extensions (it uses the admonition style)."""
-    import nbformat  # optional: nbformat (the notebook extra)
+    import nbformat  # optional: nbformat (the docs extra)
 
     budget = ", ".join(f"<code>{k}={v}</code>" for k, v in BUDGET.items())
     text = (f"<div class=\"admonition note\"><p class=\"admonition-title\">How this page was made</p>"
@@ -251,7 +251,7 @@ def note_cell(path: Path, seconds: float, widgets: int):
 
 
 def render(path: Path) -> Path:
-    import nbformat  # optional: nbformat (the notebook extra)
+    import nbformat  # optional: nbformat (the docs extra)
 
     with tempfile.TemporaryDirectory(prefix="workbench-docs-nb-") as tmp:
         workdir = Path(tmp)
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: notebooks/{missing[0]}: no such notebook", file=sys.stderr)
         return 2
-    from nbclient.exceptions import CellExecutionError  # optional: nbclient (the notebook extra)
+    from nbclient.exceptions import CellExecutionError  # optional: nbclient (the docs extra)
 
     for path in paths:
         try:
