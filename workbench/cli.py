@@ -39,10 +39,13 @@ from workbench.calibration.calibrate import (
 from workbench.calibration.kit import write_kit
 from workbench.export.formats import FORMAT_NAMES, FORMATS
 from workbench.hardware.profiles import load_profile, model_profile
+from workbench.hardware.training import check_options, format_table, training_cost, training_trust
 from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
 from workbench.model.data import list_datasets
 from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import all_spaces, load_space
+from workbench.model.update_schemes import GRAMMAR as UPDATE_GRAMMAR
+from workbench.model.update_schemes import parse_scheme
 from workbench.scoring.score import format_score, score
 from workbench.search import (
     QUICKSTART,
@@ -62,6 +65,7 @@ from workbench.study.objectives import costs, objectives_help
 from workbench.study.repeats import repeat_front, repeat_summary
 from workbench.study.schema import Keys
 from workbench.study.stored import StoredStudy
+from workbench.study.trial_pick import trial_architecture
 
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
@@ -252,6 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, help="load this saved state_dict instead of retraining")
     p.add_argument("--data", default=None, help="dataset name or path (default: the study's)")
     p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("train-cost", help="cost one on-device training step of a trial: peak SRAM in its parts, "
+                       "flash, step latency (no training)",
+                       description="Peak training SRAM of a stored trial's architecture for an update scheme, in "
+                       "its parts (forward arena, activations saved for the backward pass, gradients, weights in "
+                       "SRAM, optimizer state, scratch), with flash and a modeled step latency. Schemes: "
+                       f"{UPDATE_GRAMMAR}. See docs/guides/on-device-learning.md.")
+    _add_study_flags(p, "study name")
+    p.add_argument("--trial", default="best", help="trial number, or 'best' (default %(default)s)")
+    p.add_argument("--device", default=None, help="device profile (default: the study's target)")
+    p.add_argument("--scheme", required=True, help="what the step updates: " + UPDATE_GRAMMAR)
+    p.add_argument("--optimizer", default="sgd", help="sgd | momentum | adam (default %(default)s)")
+    p.add_argument("--arith", default="int8", help="int8: a compiled engine's memory; fp32: an eager framework's "
+                   "(default %(default)s)")
+    p.add_argument("--batch", default="1", help="samples per step (fp32 only; default %(default)s)")
+    p.add_argument("--format", default="table", help="table | json (default %(default)s)")
+    p.set_defaults(handler=cmd_train_cost)
     return parser
 
 
@@ -638,6 +659,29 @@ def cmd_export(args) -> int:
     verdict = "all files verified" if result.ok else f"FAILED verification: {', '.join(result.failed)}"
     print(f"\n{verdict}; manifest: {result.manifest_path}")
     return 0 if result.ok else 1
+
+
+def cmd_train_cost(args) -> int:
+    scheme = parse_scheme(args.scheme)  # every flag checked before the storage is opened
+    if not args.batch.isdigit():
+        raise WorkbenchError(f"--batch: must be an integer >= 1, got {args.batch!r}")
+    check_options(args.optimizer, args.arith, int(args.batch))
+    if args.format not in ("table", "json"):
+        raise WorkbenchError(f"--format: must be table or json, got {args.format!r}")
+    profile = load_profile(args.device) if args.device else None
+    stored = StoredStudy(args.study, args.storage)
+    profile = profile or stored.target
+    number, arch = trial_architecture(stored, args.trial, profile)
+    cost = training_cost(arch, profile, scheme, args.optimizer, args.arith, int(args.batch))
+    trust = training_trust(cost, profile)
+    if args.format == "json":
+        print(json.dumps({"study": stored.name, "trial": number, "architecture": arch.summary(), **cost.to_dict(),
+                          "trust": trust}, indent=2))
+    else:
+        title = (f"training step of trial {number} of study '{stored.name}' ({arch.summary()}) on {profile.name}: "
+                 f"scheme {cost.scheme}, optimizer {cost.optimizer}, {cost.arith}")
+        print(format_table(cost, title, trust))
+    return 0
 
 
 def run() -> None:
