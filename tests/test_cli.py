@@ -60,7 +60,7 @@ def test_listing_commands(cli):
 
 
 COMMANDS = ["quickstart", "search", "worker", "pareto", "repeats", "spaces", "devices", "datasets", "profile",
-            "model-lut", "calibrate", "calibration-kit", "score", "export"]
+            "model-lut", "calibrate", "calibration-kit", "score", "export", "train-cost"]
 
 
 def _subparsers() -> dict:
