@@ -367,3 +367,64 @@ def test_an_interrupt_re_raised_as_another_error_is_still_an_interrupt():
     except ImportError as wrapped:
         assert interrupt_behind(wrapped) is stop
     assert interrupt_behind(ValueError("an ordinary error")) is None
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Training replaced by a deterministic fake (the CLI's own path is what these tests check)."""
+    from workbench.model.train import TrainResult
+
+    def fake(arch, dataset, *, epochs, seed, **kwargs):
+        acc = 1.0 - 1.0 / (1 + arch.macs / 1e5)
+        return TrainResult(accuracy=acc, fp32_accuracy=acc, epochs=epochs, train_seconds=0.0, model=None)
+
+    monkeypatch.setattr("workbench.model.train.train_and_evaluate", fake)
+
+
+def test_search_for_on_device_learning_then_pareto_recomputes_training_memory(tmp_path, cli, profile_copy,
+                                                                             fake_training):
+    from workbench.hardware.profiles import load_profile
+    from workbench.hardware.training import training_cost
+    from workbench.model.arch import Architecture
+    from workbench.study.stored import StoredStudy
+
+    storage = f"sqlite:///{tmp_path / 'learn.db'}"
+    run = cli("search", "--space", "sensor-imu", "--device", "stm32f746", "--trials", 4, "--epochs", 1,
+              "--study", "learn", "--storage", storage, "--objectives", "accuracy,latency,train_sram",
+              "--train-scheme", "bias:2", "--train-sram-budget", 10)
+    assert run.code == 0, run.err
+    assert "tsram" in run.err  # the progress line shows training memory
+    table = cli("pareto", "--study", "learn", "--storage", storage)
+    assert "train SRAM KB" in table.out.splitlines()[2]
+    assert "training memory of --train-scheme bias:2 (int8, sgd), budget 10 KB" in table.out.splitlines()[0]
+    # a profile no trial stored a prediction for: training memory is recomputed for it
+    folder = profile_copy()
+    (folder / "profile.yaml").write_text((folder / "profile.yaml").read_text().replace("name: stm32f746",
+                                                                                       "name: m7-other", 1))
+    other = cli("pareto", "--study", "learn", "--storage", storage, "--device", folder, "--format", "json")
+    assert other.code == 0, other.err
+    rows = json.loads(other.out)
+    assert rows and "on m7-other" in other.err
+    stored = StoredStudy("learn", storage)
+    archs = {t.number: Architecture.from_dict(t.user_attrs["arch"]) for t in stored.study.get_trials()}
+    profile = load_profile(folder)
+    for row in rows:
+        expected = training_cost(archs[row["trial"]], profile, "bias:2").peak_sram_bytes / 1024
+        assert row["train_sram_kb"] == round(expected, 1) and row["train_sram_kb"] <= 10
+    assert "m7-other" not in stored.study.get_trials()[0].user_attrs["predictions"]  # recomputed, not stored
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--train-scheme", "wings:3", "--objectives", "accuracy,latency,train_sram"], "--train-scheme: unknown scheme"),
+    (["--train-scheme", "bias:99", "--objectives", "accuracy,latency,train_sram"], "--train-scheme bias:99: K=99"),
+    (["--train-sram-budget", "0"], "--train-sram-budget: must be a number > 0 KB"),
+    (["--train-sram-budget", "-5"], "--train-sram-budget: must be a number > 0 KB"),
+    (["--train-sram-budget", "lots"], "--train-sram-budget: must be a number > 0 KB, got 'lots'"),
+    (["--train-scheme", "bias:2"], "--train-scheme: only used with"),
+])
+def test_bad_training_options_give_one_line_and_touch_no_storage(tmp_path, cli, args, expected):
+    db = tmp_path / "never.db"
+    run = cli(*BASE, "--space", "sensor-imu", "--storage", f"sqlite:///{db}", *args)
+    lines = run.err.strip().splitlines()
+    assert run.code == 2 and len(lines) == 1 and expected in lines[0], run.err
+    assert not db.exists()

@@ -359,3 +359,38 @@ def test_missing_notebook_extras_are_named_with_the_install_command():
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ImportError: workbench.widgets needs ipywidgets, plotly")
     assert 'pip install -e ".[notebook]"' in last
+
+
+def test_widgets_show_training_memory_where_the_study_costs_it(tmp_path, small_study):
+    """A study searched with ``train_sram``: the explorer plots it on an axis, the inspector and the hover say it,
+    the comparison has its column; a study without a train scheme has no value on that axis (and no column)."""
+    from workbench.search import Search
+    from workbench.widgets import FrontComparison, ParetoExplorer
+    from workbench.widgets.common import metric_value
+    from workbench.widgets.explorer import FRONT
+
+    url = f"sqlite:///{tmp_path / 'learn.db'}"
+    learn = Search("sensor-imu", "stm32l4r5", "basic-motions", study_name="learn", storage=url, epochs=1, seed=0,
+                   objectives=("accuracy", "latency", "train_sram"), train_scheme="bias:2").run(3)
+    explorer = ParetoExplorer(learn)
+    assert "train_sram" in [value for _, value in explorer.x_picker.options]
+    explorer.x_picker.value = "train_sram"
+    front = explorer.figure.figure["data"][FRONT]
+    by_number = {r.number: r for r in explorer.view.records}
+    assert front["x"] and front["x"] == [by_number[n].prediction(learn.device)["train_sram_bytes"] / 1024
+                                         for n in front["customdata"]]
+    assert "training SRAM" in front["hovertext"][0]
+    explorer.figure._message(None, {"event": "click", "customdata": front["customdata"][0]}, [])
+    assert "wb-training" in explorer.inspector.body.value and "(bias:2)" in explorer.inspector.body.value
+
+    row = FrontComparison([(learn, "stm32l4r5"), (small_study, "stm32l4r5")])
+    rows = row.rows()
+    entry = row.entries[0]  # the comparison's own accuracy/latency front
+    assert rows[0]["least_train_sram_kb"] == min(r.prediction(entry.profile)["train_sram_bytes"] / 1024
+                                                 for r in entry.front)
+    assert rows[1]["least_train_sram_kb"] is None
+    assert "least training SRAM KB" in row.table.value
+    plain = ParetoExplorer(small_study)
+    record = plain.view.records[0]
+    assert metric_value(record, "train_sram", small_study.device, {}) is None
+    assert "least training SRAM KB" not in FrontComparison([(small_study, "stm32l4r5")]).table.value

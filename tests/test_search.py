@@ -274,3 +274,39 @@ def test_trials_of_older_studies_count_and_are_not_retrained(tmp_path, fake_trai
     trials = search.run(2).study.get_trials()
     assert trials[1].user_attrs["duplicate_of"] == 0 and trials[1].values == [0.5, latency]
     assert trained_trials(search.study) == 2 and arch not in fake_training and len(fake_training) == 1
+
+
+def test_train_sram_budget_rejects_before_training_and_every_device_stores_training_memory(tmp_path, fake_training):
+    """``--objectives accuracy,latency,train_sram --train-scheme bias:2 --train-sram-budget 10``: candidates whose
+    training step needs more than 10 KB are recorded, not trained; every profile's prediction carries the value
+    ``training_cost`` gives for it, so a front on another device shows training memory too."""
+    from workbench.hardware.profiles import load_profile
+    from workbench.hardware.training import training_cost
+    from workbench.model.arch import Architecture
+
+    search = make_search(tmp_path, objectives=("accuracy", "latency", "train_sram"), train_scheme="bias:2",
+                         train_sram_budget_kb=10.0)
+    result = search.run(6)
+    trials = result.study.get_trials()
+    rejected = [t for t in trials if "train_sram_kb_over" in t.user_attrs.get("rejected", ())]
+    trained = [t for t in trials if t.user_attrs.get("trained")]
+    assert rejected and len(trained) == len(fake_training) == 6, "the budget should split the space"
+    assert result.study.user_attrs["train_scheme"] == "bias:2" and result.study.user_attrs["train_sram_budget_kb"] == 10
+    for t in rejected:
+        assert t.user_attrs["predictions"]["stm32f746"]["train_sram_bytes"] > 10 * 1024
+        assert t.constraints["train_sram_kb_over"] > 0 and "accuracy" not in t.user_attrs
+    for t in trained:
+        assert t.user_attrs["predictions"]["stm32f746"]["train_sram_bytes"] <= 10 * 1024
+        assert t.values[2] == t.user_attrs["predictions"]["stm32f746"]["train_sram_bytes"]  # what Optuna minimises
+    t = trained[0]
+    arch = Architecture.from_dict(t.user_attrs["arch"])
+    for device in ("stm32f746", "stm32l4r5"):
+        expected = training_cost(arch, load_profile(device), "bias:2", "sgd", "int8").peak_sram_bytes
+        assert t.user_attrs["predictions"][device]["train_sram_bytes"] == expected
+    assert all(r.prediction(search.device)["train_sram_bytes"] <= 10 * 1024 for r in result.front)
+
+
+def test_a_resume_with_another_train_scheme_is_refused(tmp_path, fake_training):
+    make_search(tmp_path, objectives=("accuracy", "latency", "train_sram"), train_scheme="bias:2").run(1)
+    with pytest.raises(WorkbenchError, match="train_scheme='bias:2', not 'classifier'"):
+        make_search(tmp_path, objectives=("accuracy", "latency", "train_sram")).run(2)

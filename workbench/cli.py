@@ -39,7 +39,14 @@ from workbench.calibration.calibrate import (
 from workbench.calibration.kit import write_kit
 from workbench.export.formats import FORMAT_NAMES, FORMATS
 from workbench.hardware.profiles import load_profile, model_profile
-from workbench.hardware.training import check_options, format_table, training_cost, training_trust
+from workbench.hardware.training import (
+    SEARCH_ARITH,
+    SEARCH_OPTIMIZER,
+    check_options,
+    format_table,
+    training_cost,
+    training_trust,
+)
 from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
 from workbench.model.data import list_datasets
 from workbench.model.evaluators import EVALUATORS
@@ -58,6 +65,7 @@ from workbench.search import (
     trained_trials,
 )
 from workbench.search import QUICKSTART as q
+from workbench.search.config import DEFAULT_TRAIN_SCHEME
 from workbench.storages.storage import DEFAULT_STORAGE, HEARTBEAT_S, absolute_url
 from workbench.study.fingerprint import FINGERPRINT_ATTR
 from workbench.study.front import front_rows
@@ -129,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-budget", type=float, default=None, metavar="MS", help="reject slower candidates")
     p.add_argument("--objectives", default=",".join(default("objectives")),
                    help=f"{objectives_help()} (default %(default)s)")
+    p.add_argument("--train-scheme", default=None, metavar="SCHEME",
+                   help=f"update scheme whose on-device training memory each candidate is costed with ({UPDATE_GRAMMAR}); "
+                        f"default {DEFAULT_TRAIN_SCHEME} when the train_sram objective or --train-sram-budget is used")
+    p.add_argument("--train-sram-budget", default=None, metavar="KB",
+                   help="reject candidates whose training step needs more SRAM, before training")
     p.add_argument("--epochs", type=int, default=default("epochs"), help="training epochs per trial (default %(default)s)")
     p.add_argument("--population", type=int, default=default("population"), help="NSGA-II population / TPE "
                    "start-up trials (TPE: at most 10; default %(default)s)")
@@ -316,12 +329,24 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def _train_budget(text: str | None) -> float | None:
+    """``--train-sram-budget``'s value: a number of KB (checked > 0 with the search's other options). Read here,
+    not by argparse, so a wrong value is the one-line error every other option gives."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise WorkbenchError(f"--train-sram-budget: must be a number > 0 KB, got {text!r}") from None
+
+
 def cmd_search(args) -> int:
     if args.workers < 1:
         raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
     options = dict(study_name=args.study, sampler=args.sampler, seed=args.seed, latency_budget_ms=args.latency_budget,
                    objectives=parse_objectives(args.objectives), epochs=args.epochs, population=args.population,
-                   evaluator=args.evaluator)
+                   evaluator=args.evaluator, train_scheme=args.train_scheme,
+                   train_sram_budget_kb=_train_budget(args.train_sram_budget))
     return _run_search(args.space, args.device, args.data, options, storage=args.storage, trials=args.trials,
                        workers=args.workers, heartbeat=args.heartbeat, repeats=(args.repeats, args.repeat_top))
 
@@ -471,6 +496,10 @@ def pareto_header(study: str, settings, device, n_front: int, quality: str = "")
     target, budget = settings.device, settings.latency_budget_ms
     whose = "the study's target" if device.name == target else f"the study targeted {target}"
     limit = f"latency budget {budget:g} ms" if budget else "no latency budget"
+    if getattr(settings, "train_scheme", None):
+        train_budget = settings.train_sram_budget_kb
+        limit += (f"; training memory of --train-scheme {settings.train_scheme} ({SEARCH_ARITH}, {SEARCH_OPTIMIZER})"
+                  f"{f', budget {train_budget:g} KB' if train_budget else ''}")
     return (f"Pareto front of study '{study}' on {device.name} ({whose}; {limit}; objectives "
             f"{', '.join(settings.objectives)}{'; ' + quality if quality else ''}): "
             f"{n_front} trial{'s' if n_front != 1 else ''}")

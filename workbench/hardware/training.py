@@ -521,3 +521,17 @@ def format_table(cost: TrainingCost, title: str, trust: list[str]) -> str:
     lines += [f"note: {n}" for n in cost.notes]
     lines += trust
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- what a search stores per device
+
+SEARCH_OPTIMIZER, SEARCH_ARITH = "sgd", "int8"  # how a search with --train-scheme counts training memory
+TRAIN_SRAM_FIELD = "train_sram_bytes"  # the prediction key the ``train_sram`` objective reads
+
+
+def training_prediction(arch: Architecture, profile: DeviceProfile, scheme: UpdateScheme | str) -> dict:
+    """The training part of a trial's stored prediction on ``profile``: peak training SRAM (bytes) as a compiled
+    int8 engine with plain SGD counts it — the on-device setting MCUNetV3 trains in, and the one whose count
+    the hand-computed tests pin down. Searches fix optimizer and arithmetic so a study has one meaning for it."""
+    cost = training_estimator(profile).cost(arch, scheme, SEARCH_OPTIMIZER, SEARCH_ARITH)
+    return {TRAIN_SRAM_FIELD: cost.peak_sram_bytes}

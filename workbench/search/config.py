@@ -18,6 +18,8 @@ from workbench._infra.errors import WorkbenchError
 from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
 from workbench.model.data import check_against_space, load_dataset
 from workbench.model.evaluators import EVALUATORS
+from workbench.model.train_graph import train_nodes, weight_nodes
+from workbench.model.update_schemes import parse_scheme
 from workbench.model.space import SearchSpace, load_space, space_from_text
 from workbench.search.samplers import SAMPLERS, SamplerContext
 from workbench.storages.storage import check_study_name
@@ -45,6 +47,8 @@ class SearchConfig:
     epochs: int = 3
     population: int = 16
     evaluator: str = "train"
+    train_scheme: str | None = None  # update scheme whose training memory each candidate is costed with
+    train_sram_budget_kb: float | None = None  # reject candidates needing more training SRAM, before training
 
     def __post_init__(self):
         if not isinstance(self.objectives, tuple):
@@ -61,6 +65,30 @@ class SearchConfig:
                 raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value!r}")
         if self.device.name not in {p.name for p in self.profiles}:
             raise WorkbenchError(f"device {self.device.name}: not among the profiles the search scores")
+        self._check_training()
+
+    def _check_training(self) -> None:
+        """A train scheme only with something that uses it (the ``train_sram`` objective or its budget), and
+        one that every network of the space can take — refused here, before a storage is opened."""
+        budget, wanted = self.train_sram_budget_kb, "train_sram" in self.objectives
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not 0 < budget < float("inf")):
+            raise WorkbenchError(f"--train-sram-budget: must be a number > 0 KB, got {budget!r}")
+        if self.train_scheme is None:
+            if wanted or budget is not None:
+                raise WorkbenchError("--train-scheme: needed with the train_sram objective or --train-sram-budget")
+            return
+        if not wanted and budget is None:
+            raise WorkbenchError("--train-scheme: only used with --objectives ...,train_sram or --train-sram-budget; "
+                                 "give one of them, or leave it out")
+        try:
+            scheme = parse_scheme(self.train_scheme)
+            fewest = fewest_weight_layers(self.space, self.device, self.data)
+            scheme.resolve(fewest)
+        except WorkbenchError as exc:  # the scheme grammar's one line, under the search's flag name
+            raise WorkbenchError(str(exc).replace("--scheme", "--train-scheme", 1) +
+                                 (f" (the fewest a network of space {self.space.name!r} has)"
+                                  if "weight layers" in str(exc) else "")) from None
 
     @classmethod
     def load(cls, space: SearchSpace | str, device: DeviceProfile | str, data: Any = None, *,
@@ -78,6 +106,9 @@ class SearchConfig:
         notes = tuple(check_against_space(dataset, space, source))
         if "objectives" in options:
             options["objectives"] = tuple(options["objectives"])
+        if options.get("train_scheme") is None and ("train_sram" in options.get("objectives", ())
+                                                    or options.get("train_sram_budget_kb") is not None):
+            options["train_scheme"] = DEFAULT_TRAIN_SCHEME
         config = cls(space, device, dataset, study_name if study_name is not None else f"{space.name}-{device.name}",
                      tuple(profiles_with(device).values()), source, notes, **options)
         check_latency_coverage(space, config.profiles)
@@ -90,7 +121,8 @@ class SearchConfig:
                              data=self.data.name, objectives=self.objectives, latency_budget_ms=self.latency_budget_ms,
                              epochs=self.epochs, seed=self.seed, sampler=self.sampler, evaluator=self.evaluator,
                              space_file=self.space.path or None, device_file=self.device.path or None,
-                             data_source=self.data_source, trials=trials)
+                             data_source=self.data_source, trials=trials, train_scheme=self.train_scheme,
+                             train_sram_budget_kb=self.train_sram_budget_kb)
 
     @classmethod
     def from_settings(cls, settings: StudySettings, study_name: str, *, device: DeviceProfile | str | None = None,
@@ -100,7 +132,8 @@ class SearchConfig:
         ``device``/``data`` given here. ``options`` override the stored ones (e.g. ``population``)."""
         space = space_from_text(settings.space_yaml, f"study {study_name} (stored space)")
         stored = dict(sampler=settings.sampler, seed=settings.seed, latency_budget_ms=settings.latency_budget_ms,
-                      objectives=settings.objectives, epochs=settings.epochs, evaluator=settings.evaluator)
+                      objectives=settings.objectives, epochs=settings.epochs, evaluator=settings.evaluator,
+                      train_scheme=settings.train_scheme, train_sram_budget_kb=settings.train_sram_budget_kb)
         stored.update(options)
         return cls.load(space, study_device(settings, device), data or settings.data_source or settings.data,
                         study_name=study_name, **stored)
@@ -125,7 +158,30 @@ def check_latency_coverage(space: SearchSpace, profiles: Sequence[DeviceProfile]
         profile.latency.check_covers(space)
 
 
-COMPARED = ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator")
+COMPARED = ("space", "device", "data", "objectives", "latency_budget_ms", "epochs", "evaluator", "train_scheme",
+            "train_sram_budget_kb")
+
+# The update scheme a search costs when it uses training memory but names none: the classifier head (weights
+# and bias of the last layer) fits every network of every space, and is the usual on-device transfer-learning
+# baseline; bias:K and sparse schemes (TinyTL, MCUNetV3) are given explicitly.
+DEFAULT_TRAIN_SCHEME = "classifier"
+
+
+class _Smallest:
+    """A suggester taking the smallest of numeric choices (depths, expansions), else the first."""
+
+    def choose(self, name, choices):
+        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+        return min(choices) if numeric else choices[0]
+
+
+def fewest_weight_layers(space: SearchSpace, device: DeviceProfile, data, samples: int = 64) -> int:
+    """The fewest weight layers (convolutions and fully connected layers) a network of ``space`` has: its
+    smallest choices, and a seeded random sample as a check on that guess. What a ``K`` of a train scheme
+    must not exceed for every candidate to be costed."""
+    kwargs = dict(precisions=device.precisions, data=data.data_shape)
+    archs = [space.sample(_Smallest(), **kwargs), *space.random_archs(samples, seed=0, **kwargs)]
+    return min(sum(len(weight_nodes(train_nodes(op))) for op in arch.ops) for arch in archs)
 
 
 def default(name: str):

@@ -9,13 +9,14 @@ search`` does. Nothing here opens a storage or prints.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import optuna
 
 from workbench._infra.registry import resolve
 from workbench.hardware.cost import CostEstimate, estimate, violations
+from workbench.hardware.training import TRAIN_SRAM_FIELD, training_prediction
 from workbench.model.arch import Architecture
 from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import TrialSuggester
@@ -77,14 +78,20 @@ class Assessment:
     costs: dict[str, CostEstimate]  # every profile the search scores, by name
     target: str  # the target device's name
     constraints: dict[str, float]  # on the target; > 0 is violated
+    training: dict[str, dict] = field(default_factory=dict)  # per profile: training memory (--train-scheme)
 
     @property
     def rejected(self) -> tuple[str, ...]:
         return tuple(name for name, value in self.constraints.items() if value > 0)
 
     @property
+    def predictions(self) -> dict[str, dict]:
+        """What each profile's prediction stores: the cost estimate, plus training memory when the study costs it."""
+        return {name: {**cost.to_dict(), **self.training.get(name, {})} for name, cost in self.costs.items()}
+
+    @property
     def prediction(self) -> dict:
-        return self.costs[self.target].to_dict()
+        return {**self.costs[self.target].to_dict(), **self.training.get(self.target, {})}
 
     @property
     def key(self) -> str:
@@ -95,15 +102,28 @@ def candidate_costs(arch: Architecture, profiles) -> dict[str, CostEstimate]:
     return {p.name: estimate(arch, p) for p in profiles}
 
 
-def constraints(cost: CostEstimate, device, latency_budget_ms: float | None) -> dict[str, float]:
-    """The constraint values the sampler learns from (``cost.violations``: > 0 is over the limit)."""
-    return violations(cost, device, latency_budget_ms)
+def candidate_training(arch: Architecture, profiles, scheme: str | None) -> dict[str, dict]:
+    """Training memory of ``arch`` under ``scheme`` on every profile (empty without a scheme)."""
+    return {} if scheme is None else {p.name: training_prediction(arch, p, scheme) for p in profiles}
+
+
+def constraints(cost: CostEstimate, device, latency_budget_ms: float | None, training: dict | None = None,
+                train_sram_budget_kb: float | None = None) -> dict[str, float]:
+    """The constraint values the sampler learns from (``cost.violations``: > 0 is over the limit), plus the
+    training-SRAM budget in KB over it when the search has one."""
+    out = violations(cost, device, latency_budget_ms)
+    if train_sram_budget_kb is not None and training:
+        out["train_sram_kb_over"] = training[TRAIN_SRAM_FIELD] / 1024 - train_sram_budget_kb
+    return out
 
 
 def assess(arch: Architecture, config) -> Assessment:
     costs = candidate_costs(arch, config.profiles)
-    return Assessment(arch, costs, config.device.name,
-                      constraints(costs[config.device.name], config.device, config.latency_budget_ms))
+    training = candidate_training(arch, config.profiles, config.train_scheme)
+    target = config.device.name
+    return Assessment(arch, costs, target,
+                      constraints(costs[target], config.device, config.latency_budget_ms, training.get(target),
+                                  config.train_sram_budget_kb), training)
 
 
 def record_assessment(trial: optuna.Trial, assessment: Assessment, *, with_key: bool = True) -> None:
@@ -114,7 +134,7 @@ def record_assessment(trial: optuna.Trial, assessment: Assessment, *, with_key: 
     if with_key:
         trial.set_user_attr(Keys.ARCH_KEY, assessment.key)
     trial.set_user_attr(Keys.SUMMARY, assessment.arch.summary())
-    trial.set_user_attr(Keys.PREDICTIONS, {name: cost.to_dict() for name, cost in assessment.costs.items()})
+    trial.set_user_attr(Keys.PREDICTIONS, assessment.predictions)
     for name, value in assessment.constraints.items():
         trial.set_constraint(name, value)
     # optuna-dashboard (0.21) reads only the list Optuna wrote before 5.0: store it too, so its Pareto plot

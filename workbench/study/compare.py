@@ -107,6 +107,7 @@ def empty_reason(records: Sequence[TrialRecord], profile: DeviceProfile, budget_
              "sram": lambda: f"need more SRAM than the {profile.sram_budget_bytes / 1024:.0f} KB {profile.name} leaves",
              "flash": lambda: f"need more flash than the {profile.flash_budget_bytes / 1024:.0f} KB "
                               f"{profile.name} leaves",
-             "latency": lambda: f"are slower than the {budget_ms:g} ms budget on {profile.name}"}
+             "latency": lambda: f"are slower than the {budget_ms:g} ms budget on {profile.name}",
+             "train_sram": lambda: f"need more training SRAM than the study's budget ({example['train_sram']})"}
     parts = [f"{counts[k]} of {n} trained trials {words[k]()}" for k in words if k in counts]
     return "; ".join(parts) if parts else "no trained trial fits"

@@ -24,9 +24,26 @@ import optuna
 
 from workbench.hardware.cost import estimate, violations
 from workbench.hardware.profiles import DeviceProfile, load_profile
+from workbench.hardware.training import TRAIN_SRAM_FIELD, training_prediction
 from workbench.model.arch import Architecture
 from workbench.study.objectives import OBJECTIVES, costs
 from workbench.study.schema import Keys, arch_key, stored_repeats
+
+
+@dataclass(frozen=True)
+class Training:
+    """A study's on-device training settings (``--train-scheme``, ``--train-sram-budget``), carried by each record
+    so a prediction recomputed for another device includes training memory, and the fit rule knows the budget."""
+
+    scheme: str
+    budget_kb: float | None = None
+
+    @classmethod
+    def of(cls, settings) -> "Training | None":
+        """From :class:`~workbench.study.schema.StudySettings` or a study's user attributes; None without a scheme."""
+        get = settings.get if isinstance(settings, dict) else lambda key: getattr(settings, key, None)
+        scheme = get("train_scheme")
+        return None if not scheme else cls(scheme, get("train_sram_budget_kb"))
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,7 @@ class TrialRecord:
     measurements: tuple[float, ...] = ()  # every accuracy measured for this architecture (own first, then repeats)
     duplicate_of: int | None = None  # sampled an architecture already trained in that trial: not trained
     trials: tuple[int, ...] = ()  # the trained trials whose measurements are merged here (by_architecture)
+    training: Training | None = None  # the study's training settings (None: training memory not costed)
 
     @property
     def n(self) -> int:
@@ -69,7 +87,12 @@ class TrialRecord:
 
     def prediction(self, profile: DeviceProfile) -> dict:
         pred = self.predictions.get(profile.name)
-        return pred if pred is not None else estimate(self.arch, profile).to_dict()
+        if pred is not None:
+            return pred
+        pred = estimate(self.arch, profile).to_dict()
+        if self.training is not None:
+            pred.update(training_prediction(self.arch, profile, self.training.scheme))
+        return pred
 
     def feasible_on(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> bool:
         return not self.fit_problems(profile, latency_budget_ms)
@@ -97,6 +120,10 @@ class TrialRecord:
                                       f"{profile.flash_budget_bytes / 1024:.0f} KB"))
         if over.get("latency_ms_over", 0) > 0:
             problems.append(("latency", f"latency {pred['latency_ms']:.3f} ms > budget {latency_budget_ms:g} ms"))
+        budget = self.training.budget_kb if self.training else None
+        if budget is not None and pred.get(TRAIN_SRAM_FIELD) is not None and pred[TRAIN_SRAM_FIELD] > budget * 1024:
+            problems.append(("train_sram", f"training SRAM {pred[TRAIN_SRAM_FIELD] / 1024:.1f} KB > budget "
+                                           f"{budget:g} KB"))
         return problems
 
     def value(self, objective: str, profile: DeviceProfile) -> float:
@@ -135,6 +162,7 @@ def load_records(study: optuna.Study) -> list[TrialRecord]:
     ``duplicate_of`` was never trained and carries no measurement.
     """
     extra = stored_repeats(study)
+    training = Training.of(study.user_attrs)
     records, first_trained = [], set()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         attrs = t.user_attrs
@@ -154,7 +182,7 @@ def load_records(study: optuna.Study) -> list[TrialRecord]:
                                                if isinstance(r, dict) and r.get(Keys.ACCURACY) is not None))
         records.append(TrialRecord(t.number, arch, accuracy, attrs.get(Keys.PREDICTIONS, {}),
                                    tuple(attrs.get(Keys.REJECTED, ())), attrs.get(Keys.TRAIN_SECONDS),
-                                   measurements, duplicate_of))
+                                   measurements, duplicate_of, training=training))
     return records
 
 

@@ -106,6 +106,13 @@ OBJECTIVES.register(Objective(
     digits=1, machine_digits=1, column="flash_kb", header="flash KB", axis="flash (KB)", word="flash", width=7))
 
 
+TRAIN_SRAM = OBJECTIVES.register(Objective(
+    name="train_sram", help="peak SRAM of one on-device training step (KB; int8 compiled count, SGD, the study's "
+    "--train-scheme)", direction="minimize", field="train_sram_bytes", unit="KB", per_unit=1024, digits=1,
+    machine_digits=1, column="train_sram_kb", header="train SRAM KB", axis="training SRAM (KB)", word="tsram",
+    width=7, per_device=False))
+
+
 def costs(prediction: Mapping | None = None) -> tuple[Objective, ...]:
     """The objectives predicted from a cost estimate: what front rows and progress lines show. With a
     ``prediction``, those it carries: an objective that only some studies compute (one that needs an option

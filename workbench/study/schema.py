@@ -75,6 +75,8 @@ class StudySettings:
     device_file: str | None = None
     data_source: str = ""
     trials: int | None = None  # the target number of trials (raised by a resume with a larger --trials)
+    train_scheme: str | None = None  # update scheme whose training memory each trial stores (None: not costed)
+    train_sram_budget_kb: float | None = None  # candidates needing more training SRAM are rejected untrained
 
     REQUIRED = ("space", "space_yaml", "device", "data")
     TARGET = "trials"  # the attribute of ``trials``: raised while a study runs, read by workers and live views
@@ -98,8 +100,9 @@ class StudySettings:
         values = {key: value for key, value in attrs.items() if key in known and value is not None}
         if "objectives" in values:
             values["objectives"] = tuple(values["objectives"])
-        if "latency_budget_ms" in values:
-            values["latency_budget_ms"] = float(values["latency_budget_ms"])
+        for key in ("latency_budget_ms", "train_sram_budget_kb"):
+            if key in values:
+                values[key] = float(values[key])
         for key in ("epochs", "seed", "trials"):
             if key in values:
                 values[key] = int(values[key])

@@ -17,6 +17,7 @@ import optuna
 from workbench._infra.errors import WorkbenchError
 from workbench.hardware.profiles import DeviceProfile, profiles_with
 from workbench.hardware.trust import precisions_of, trust_lines
+from workbench.hardware.training import TRAIN_SRAM_FIELD
 from workbench.study.front import TrialRecord, best_of, by_architecture
 from workbench.study.objectives import OBJECTIVES
 from workbench.study.schema import StudySettings
@@ -155,6 +156,8 @@ def metric_value(record: TrialRecord, axis: str, profile: DeviceProfile, profile
     if objective is not None and objective.quality:
         return record.accuracy
     pred = record.prediction(profiles[device] if device else profile)
+    if objective is not None and objective.field not in pred:  # costed only in some studies (train_sram)
+        return None
     value = pred[metric] if objective is None else objective.shown(pred)
     return None if value is None else float(value)
 
@@ -182,7 +185,16 @@ def hover_text(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: f
     fit = f"does not fit: {html.escape('; '.join(problems))}" if problems else f"fits {html.escape(profile.name)}"
     return (f"trial {record.number}: {acc}<br>{html.escape(record.arch.summary())}<br>"
             f"{html.escape(profile.name)}: {lat}, SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB, "
-            f"flash {pred['flash_bytes'] / 1024:.1f} KB, {pred['macs']:,} MACs<br>{fit}")
+            f"flash {pred['flash_bytes'] / 1024:.1f} KB{training_text(record, pred, ', ')}, {pred['macs']:,} MACs<br>"
+            f"{fit}")
+
+
+def training_text(record: TrialRecord, pred: dict, prefix: str = "") -> str:
+    """``training SRAM 41.2 KB (classifier)`` where the study costs training memory, else nothing."""
+    value = pred.get(TRAIN_SRAM_FIELD)
+    if value is None or record.training is None:
+        return ""
+    return f"{prefix}training SRAM {value / 1024:.1f} KB ({html.escape(record.training.scheme)})"
 
 
 def esc(value) -> str:

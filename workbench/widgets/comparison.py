@@ -26,9 +26,15 @@ from workbench.study.compare import (
     verdict,
 )
 from workbench.study.front import TrialRecord
-from workbench.study.objectives import LATENCY
+from workbench.study.objectives import LATENCY, TRAIN_SRAM
 from workbench.widgets.common import PALETTE, StudyView, esc, hover_text, study_view
 from workbench.widgets.plot import PlotView
+
+
+def least_training_sram(front, profile) -> float | None:
+    """The smallest training-step SRAM (KB) on a front, where its study costs training memory (else None)."""
+    values = [TRAIN_SRAM.shown(r.prediction(profile)) for r in front if TRAIN_SRAM.field in r.prediction(profile)]
+    return min(values, default=None)
 
 
 @dataclass
@@ -109,6 +115,7 @@ class FrontComparison(widgets.VBox):
                         "front": len(pts), "best_accuracy": max((a for a, _ in pts), default=None),
                         "fastest_ms": min((lat for _, lat in pts), default=None),
                         "hypervolume": normalised_hypervolume(pts, ref),
+                        "least_train_sram_kb": least_training_sram(e.front, e.profile),
                         "why_empty": None if pts else e.why_empty()})
         return out
 
@@ -177,18 +184,22 @@ class FrontComparison(widgets.VBox):
     @staticmethod
     def _table_html(rows: list[dict], ref: Reference) -> str:
         best = max((r["hypervolume"] for r in rows), default=0.0)
+        training = any(r.get("least_train_sram_kb") is not None for r in rows)  # a column only where costed
         body = []
         for r in rows:
+            tsram = "—" if r.get("least_train_sram_kb") is None else f"{r['least_train_sram_kb']:.1f}"
+            tcell = f"<td>{tsram}</td>" if training else ""
             acc = "—" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
             fast = "—" if r["fastest_ms"] is None else f"{r['fastest_ms']:.3f}"
             mark = " ★" if r["hypervolume"] == best and best > 0 else ""
-            why = (f"<tr class='wb-empty'><td></td><td colspan='7' style='color:#a00'>empty front: "
+            why = (f"<tr class='wb-empty'><td></td><td colspan='8' style='color:#a00'>empty front: "
                    f"{esc(r['why_empty'])}</td></tr>" if r["why_empty"] else "")
             body.append(f"<tr><td>{esc(r['label'])}</td><td>{esc(r['device'])}</td><td>{esc(r['sampler'])}</td>"
-                        f"<td>{r['trials']}</td><td>{r['front']}</td><td>{acc}</td><td>{fast}</td>"
+                        f"<td>{r['trials']}</td><td>{r['front']}</td><td>{acc}</td><td>{fast}</td>{tcell}"
                         f"<td>{100 * r['hypervolume']:.1f}%{mark}</td></tr>{why}")
         return ("<table style='font-size:12px'><tr><th>front</th><th>device</th><th>sampler</th><th>trials</th>"
-                "<th>front size</th><th>best accuracy</th><th>fastest ms</th><th>hypervolume</th></tr>"
+                f"<th>front size</th><th>best accuracy</th><th>fastest ms</th>"
+                f"{'<th>least training SRAM KB</th>' if training else ''}<th>hypervolume</th></tr>"
                 f"{''.join(body)}</table><div style='font-size:11px'>hypervolume = share of the box accuracy "
                 f"{ref.accuracy:g}–1 × latency 0–{ref.latency_ms:.4g} ms ({esc(ref.why)}) that the front dominates; "
                 "one reference point for every row, so the rows compare.</div>")

@@ -12,7 +12,7 @@ from workbench._infra.errors import WorkbenchError
 from workbench.hardware.cost import per_op_latency
 from workbench.hardware.profiles import DeviceProfile
 from workbench.study.front import TrialRecord
-from workbench.widgets.common import COLORS, esc, trust_html
+from workbench.widgets.common import COLORS, esc, training_text, trust_html
 
 _BAR = ('<div style="background:#eee;width:{width}px;height:10px;display:inline-block;vertical-align:middle">'
         '<div style="background:{color};width:{fill}px;height:10px"></div></div>')
@@ -93,6 +93,14 @@ def fit_html(record: TrialRecord, profile: DeviceProfile, latency_budget_ms: flo
             f"{esc('; '.join(problems))}</span>")
 
 
+def training_html(record: TrialRecord, pred: dict) -> str:
+    """One line with the training step's peak SRAM, where the study costs it (``--train-scheme``)."""
+    text = training_text(record, pred)
+    budget = record.training.budget_kb if text else None
+    limit = f" · study budget {budget:g} KB" if budget else ""
+    return (f"<div class='wb-training'>{text}, int8 compiled count, SGD{limit}</div>") if text else ""
+
+
 def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = "",
                latency_budget_ms: float | None = None) -> str:
     """The whole panel for one trial on one device."""
@@ -108,6 +116,7 @@ def trial_html(record: TrialRecord, profile: DeviceProfile, study_name: str = ""
             f"on {esc(profile.name)}</h4>"
             f"<div><code>{esc(record.arch.summary())}</code></div>"
             f"<div>{acc} · latency {lat} · {pred['macs']:,} MACs · {pred['params']:,} params</div>"
+            f"{training_html(record, pred)}"
             f"{trust_html(profile, [record.arch])}"
             f"<div>{fit_html(record, profile, latency_budget_ms)}</div>"
             f"<h5>Memory against the device's limits</h5>{memory_bars(record, profile)}"
