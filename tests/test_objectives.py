@@ -39,14 +39,15 @@ def record(number: int, width: int, accuracy: float) -> TrialRecord:
 # ---------------------------------------------------------------- the entries
 
 def test_the_shipped_objectives_and_what_they_carry():
-    assert OBJECTIVES.names() == ("accuracy", "latency", "sram", "flash")
-    assert [o.direction for o in OBJECTIVES.entries()] == ["maximize", "minimize", "minimize", "minimize"]
+    assert OBJECTIVES.names() == ("accuracy", "latency", "sram", "flash", "train_sram")
+    assert [o.direction for o in OBJECTIVES.entries()] == ["maximize", "minimize", "minimize", "minimize", "minimize"]
     assert [o.metric_name for o in OBJECTIVES.entries()] == ["accuracy", "latency_ms", "peak_sram_bytes",
-                                                             "flash_bytes"]  # Optuna's metric names, as before
+                                                             "flash_bytes", "train_sram_bytes"]  # Optuna's metric names
     assert [o.name for o in OBJECTIVES.where(required=True)] == ["accuracy", "latency"]
-    assert [o.name for o in costs()] == ["latency", "sram", "flash"]
-    assert [o.column for o in costs()] == ["latency_ms", "peak_sram_kb", "flash_kb"]
+    assert [o.name for o in costs()] == ["latency", "sram", "flash", "train_sram"]
+    assert [o.column for o in costs()] == ["latency_ms", "peak_sram_kb", "flash_kb", "train_sram_kb"]
     pred = estimate(arch(8), load_profile(DEVICE)).to_dict()
+    assert [o.name for o in costs(pred)] == ["latency", "sram", "flash"]  # training memory only where costed
     sram = OBJECTIVES["sram"]
     assert sram.value(pred) == pred["peak_sram_bytes"] and sram.shown(pred) == pred["peak_sram_bytes"] / 1024
     assert OBJECTIVES["accuracy"].value(pred, 0.9) == 0.9
@@ -64,9 +65,9 @@ def test_objective_lists_are_checked_with_the_one_line_error():
     for bad in (("latency", "accuracy"), ("accuracy", "latency", "energy"), ("accuracy",)):
         with pytest.raises(WorkbenchError) as caught:
             check_objectives(bad)
-        assert str(caught.value) == (f"--objectives: must start with accuracy,latency and add only sram/flash; "
-                                     f"got {','.join(bad)}")
-    assert objectives_help() == "accuracy,latency plus optional sram and/or flash"
+        assert str(caught.value) == (f"--objectives: must start with accuracy,latency and add only "
+                                     f"sram/flash/train_sram; got {','.join(bad)}")
+    assert objectives_help() == "accuracy,latency plus optional sram and/or flash and/or train_sram"
     with pytest.raises(WorkbenchError, match="--objectives: unknown objective 'energy'"):
         OBJECTIVES.get("energy")
     with pytest.raises(ValueError, match="direction"):
@@ -95,7 +96,7 @@ def test_a_new_objective_is_one_entry(monkeypatch):
     assert json.loads(format_rows([row], "json"))[0]["kmacs"] == round(pred["macs"] / 1000, 3)
     header, line = format_rows([row], "table").splitlines()
     assert "kMACs" in header and f"{pred['macs'] / 1000:.2f}" in line
-    outcome = TrialOutcome(0, 1, 1, 0.9, {o.name: o.value(pred) for o in costs()}, (), 1.0, "summary")
+    outcome = TrialOutcome(0, 1, 1, 0.9, {o.name: o.value(pred) for o in costs(pred)}, (), 1.0, "summary")
     assert f"macs {pred['macs'] / 1000:8.2f} kMAC" in outcome.line()
     assert ("MACs (k)", "macs_k") in axis_options([DEVICE]) and axis_title("macs_k", profile) == "MACs (k)"
     assert axis_unit("macs_k") == "kMAC" and minimised("macs_k")
@@ -120,7 +121,8 @@ def test_an_objective_a_study_did_not_compute_is_left_out_of_rows_and_lines(monk
 def test_widget_axes_follow_the_entries():
     profile = load_profile(DEVICE)
     assert metrics() == {"accuracy": "accuracy", "latency": "latency (ms)", "sram": "peak SRAM (KB)",
-                       "flash": "flash (KB)", "macs": "MACs", "params": "parameters"}
+                       "flash": "flash (KB)", "train_sram": "training SRAM (KB)", "macs": "MACs",
+                       "params": "parameters"}
     assert axis_title("latency", profile) == f"latency (ms) on {DEVICE}" and axis_title("sram", profile) == \
         "peak SRAM (KB)"
     assert [axis_unit(a) for a in ("accuracy", "latency", "sram", "macs")] == ["", "ms", "KB", ""]

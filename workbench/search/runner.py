@@ -274,7 +274,8 @@ class Search:
     def _exhausted(self, streak: int, target: int) -> str:
         message = (f"study {self.study_name!r}: stopped at {trained_trials(self.study)}/{target} trained trials — "
                    f"the last {streak} candidates were all infeasible or already trained, so the space looks "
-                   f"exhausted under the constraints (loosen --latency-budget, widen the space or lower --trials)")
+                   f"exhausted under the constraints (loosen --latency-budget or --train-sram-budget, widen the space "
+                   f"or lower --trials)")
         notify(message, SearchExhausted)
         return message
 

@@ -110,7 +110,7 @@ TRAIN_SRAM = OBJECTIVES.register(Objective(
     name="train_sram", help="peak SRAM of one on-device training step (KB; int8 compiled count, SGD, the study's "
     "--train-scheme)", direction="minimize", field="train_sram_bytes", unit="KB", per_unit=1024, digits=1,
     machine_digits=1, column="train_sram_kb", header="train SRAM KB", axis="training SRAM (KB)", word="tsram",
-    width=7, per_device=False))
+    width=7))  # per device: the forward arena it includes is planned with each device's kernels
 
 
 def costs(prediction: Mapping | None = None) -> tuple[Objective, ...]:
