@@ -90,7 +90,7 @@ class Search:
     ``space``/``device``/``data`` take names of shipped items, paths or loaded objects (or pass one
     :class:`SearchConfig` as ``space``); ``options`` are :class:`SearchConfig` fields (``study_name``,
     ``sampler``, ``seed``, ``latency_budget_ms``, ``objectives``, ``epochs``, ``population``,
-    ``evaluator``). Everything is loaded and checked here, before any storage is opened; the study is
+    ``evaluator``, ``train_scheme``, ``train_sram_budget_kb``). Everything is loaded and checked here, before any storage is opened; the study is
     created (or resumed) on first use. ``run(n)`` works until the study holds ``n`` trained trials.
     """
 
