@@ -34,8 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+import _report  # noqa: E402  the page writer; also puts the repository root first on sys.path
 import torch  # noqa: E402
 
 from workbench.hardware.cost import estimator_for  # noqa: E402
@@ -52,6 +51,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 PARTS = ("saved", "gradients", "optimizer_state", "weights")
 PROFILE = "stm32f746"  # the device does not change the fp32 counts checked here (only arena and latency)
 
+
+PAGE = _report.Page(__file__)
 
 def schemes_for(n: int) -> list[str]:
     """Every scheme kind, sized to a network of ``n`` weight layers."""
@@ -182,6 +183,7 @@ def main(argv=None) -> None:
     ap.add_argument("--spaces", nargs="*", default=None, help="default: every shipped space")
     ap.add_argument("--speed-n", type=int, default=2000, help="architectures per space for the scoring-cost table "
                     "(0: skip it; default %(default)s)")
+    PAGE.add_flag(ap)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     profile = load_profile(PROFILE)
@@ -210,4 +212,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(PAGE.run(main))
