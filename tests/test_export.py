@@ -382,3 +382,97 @@ def test_saved_fake_quant_weights_load_as_deployed(vision_export, tmp_path):
     with pytest.raises(WorkbenchError, match="does not fit"):
         ex.load_weights(Architecture.create("vision", "mbconv", (1, 24, 24), 10, dict(VISION, head_width=128)),
                         tmp_path / "q.pt")
+
+
+# ---------------------------------------------------------------- exports add to a folder, never delete
+
+def _every_format() -> list[str]:
+    """Every registered format whose converters are installed (tflm also needs tflite-micro)."""
+    import importlib.util
+
+    return [f.name for f in exporters.FORMATS.entries() if all(importlib.util.find_spec(m) for m in f.requires)]
+
+
+def _snapshot(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _export_one(folder, fmt, imu_trained):
+    source, model = imu_trained
+    return ex.export_model(model, source.arch, load_dataset("basic-motions"), folder, [fmt],
+                           name=f"imu-trial{source.number}", profile=source.profile,
+                           context={"study": "imu", "trial": source.number}, repeats=5)
+
+
+def _add_and_check(folder, fmt, imu_trained, expected: set[str]) -> dict:
+    """Export ``fmt`` into ``folder``: every other format's entry and files stay byte for byte; the
+    manifest lists exactly ``expected`` and every file it names, no more."""
+    before = json.loads((folder / "manifest.json").read_text())["files"] if (folder / "manifest.json").exists() else {}
+    files_before = _snapshot(folder)
+    result = _export_one(folder, fmt, imu_trained)
+    assert result.ok and result.exported == [fmt]
+    after = json.loads((folder / "manifest.json").read_text())
+    assert set(after["files"]) == expected
+    for name, entry in before.items():
+        if name != fmt:
+            assert after["files"][name] == entry  # the earlier record, untouched
+            for out in entry["outputs"]:
+                assert files_before[out["path"]] == _snapshot(folder)[out["path"]] == out["sha256"]
+    listed = {"manifest.json"} | {o["path"] for e in after["files"].values() for o in e["outputs"]}
+    assert set(_snapshot(folder)) == listed  # nothing unlisted, nothing listed missing
+    for entry in after["files"].values():
+        for out in entry["outputs"]:
+            assert _snapshot(folder)[out["path"]] == out["sha256"] and (folder / out["path"]).stat().st_size == out["bytes"]
+    return after
+
+
+def test_exports_never_delete_each_other(imu_trained, tmp_path):
+    """Forward and reverse registry order: every ordered pair of formats occurs once each way (a exported
+    before b, and b before a), which is where one export could remove another's files. All 120 orders
+    would be 600 exports (about 35 minutes at the ~3.5 s each this test measures) for nothing a pair does
+    not already show. Then one format exported again in
+    the middle of a full folder replaces only its own files."""
+    every = _every_format()
+    assert {"onnx", "tflite-int8"} <= set(every)
+    for folder, order in ((tmp_path / "forward", every), (tmp_path / "reverse", every[::-1])):
+        for i, fmt in enumerate(order):
+            manifest = _add_and_check(folder, fmt, imu_trained, set(order[:i + 1]))
+        assert list(manifest["files"]) == every  # registry order, whatever the export order
+    middle = "tflite-int8"  # shares its converter and TFLM run with the tflm bundle beside it
+    manifest = _add_and_check(tmp_path / "forward", middle, imu_trained, set(every))
+    assert manifest["files"][middle]["exported"] >= max(e["exported"] for e in manifest["files"].values())
+    if "tflm" in every:
+        bundle = manifest["files"]["tflm"]["bundle"]
+        assert {o["path"] for o in manifest["files"]["tflm"]["outputs"]} == {
+            manifest["files"]["tflm"]["file"], *(f"{bundle['folder']}/{f}" for f in bundle["files"])}
+
+
+def test_another_model_or_a_changed_file_is_refused_before_work(imu_trained, tmp_path):
+    source, model = imu_trained
+    folder = tmp_path / "one"
+    _export_one(folder, "onnx", imu_trained)
+    with pytest.raises(WorkbenchError, match="holds an export of study 'imu' trial"):
+        ex.export_model(model, source.arch, load_dataset("basic-motions"), folder, ["tflite"], name="x",
+                        context={"study": "imu", "trial": source.number + 1}, repeats=5)
+    onnx_file = json.loads((folder / "manifest.json").read_text())["files"]["onnx"]["file"]
+    (folder / onnx_file).write_bytes(b"edited")
+    with pytest.raises(WorkbenchError, match=f"{onnx_file} \\(onnx\\) is missing or changed"):
+        _export_one(folder, "tflite", imu_trained)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["manifest.json", onnx_file])
+
+
+def test_cli_says_what_the_folder_holds(cli, imu_study, imu_trained, tmp_path):
+    source, model = imu_trained
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    folder = tmp_path / "o"
+    _export_one(folder, "tflite", imu_trained)
+    kept = _snapshot(folder)
+    r = cli("export", "--study", "imu", "--storage", imu_study, "--trial", source.number, "--format", "onnx",
+            "--weights", tmp_path / "w.pt", "--out", folder)
+    assert r.code == 0, r.err
+    assert f"the folder already holds tflite (imu-trial{source.number}.tflite); a new export adds to them" in r.err
+    assert any(line.startswith("tflite") and "kept from the export of" in line for line in r.out.splitlines())
+    assert any(line.startswith("onnx") and "PASS" in line for line in r.out.splitlines())
+    assert {k: v for k, v in _snapshot(folder).items() if k in kept and k != "manifest.json"} == \
+        {k: v for k, v in kept.items() if k != "manifest.json"}

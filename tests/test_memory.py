@@ -316,6 +316,29 @@ def test_bundle_array_is_the_file_and_resolver_lists_its_ops(bundle_export):
     assert {"README.md", "inference.cc", "model_io.c", "model_io.h", "model_data.h"} <= {p.name for p in folder.iterdir()}
 
 
+@pytest.mark.parametrize("device, core", [("stm32f746", "cortex-m7"), ("stm32l4r5", "cortex-m4+fp"), ("rpi4", None)])
+def test_bundle_readme_builds_for_the_export_device_and_lists_its_files(bundle_export, tmp_path, device, core):
+    """The README's TARGET_ARCH is the export's device's core (none named for a non-Cortex-M device), and
+    the files it tells the reader to add are exactly the files written beside it."""
+    from workbench.export.formats.tflm_bundle import target_arch, write_bundle
+    from workbench.hardware.profiles import load_profile
+
+    profile = load_profile(device)
+    assert target_arch(profile) == core
+    entry = bundle_export.manifest["files"]["tflm"]
+    shutil.copy(bundle_export.out_dir / entry["file"], tmp_path / entry["file"])
+    fields = write_bundle(tmp_path / entry["file"], mbconv_arch(), entry, profile)
+    folder = tmp_path / fields["bundle"]["folder"]
+    readme = (folder / "README.md").read_text()
+    written = sorted(p.name for p in folder.iterdir() if p.name != "README.md")
+    assert len(written) == 7 and "Add the seven files of this bundle (" in readme
+    assert all(f"`{name}`" in readme.split("## Build")[1] for name in written)
+    targets = re.findall(r"TARGET_ARCH=(\S+)", readme)
+    assert targets == ([core] if core else ["<your"])
+    assert fields["bundle"]["target_arch"] == core
+    assert (f"the export's device, `{device}`, is not a Cortex-M" in readme) is (core is None)
+
+
 M_RESOLVER = {"ADD": "AddAdd", "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
               "FULLY_CONNECTED": "AddFullyConnected", "MEAN": "AddMean", "PAD": "AddPad"}
 

@@ -9,7 +9,8 @@ the next export into that folder. Leftover ``.partial-`` folders of dead process
 
 Only a folder that is empty or holds exactly an earlier export (its ``manifest.json`` and the files that
 manifest lists in ``files`` and ``folder_files``) can be replaced; anything else is refused before work starts, so an export never moves
-a user's unrelated files.
+a user's unrelated files. The earlier export's files are carried into the staged folder by the caller
+(:mod:`workbench.export.folder`): exports add to a folder, they do not delete each other.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def check_replaceable(folder: str | Path) -> None:
     if foreign:
         shown = ", ".join(sorted(foreign)[:5]) + (" …" if len(foreign) > 5 else "")
         raise WorkbenchError(f"--out: the folder holds files that are not an earlier export's ({shown}); an export "
-                             f"replaces the whole folder, so give a new or empty folder", where=str(folder))
+                             f"stages the whole folder and swaps it into place, so give a new or empty folder", where=str(folder))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -67,6 +68,14 @@ def _siblings(folder: Path, kind: str):
             yield path, int(path.name.rsplit("-", 1)[1])
         except ValueError:
             continue
+
+
+def recover(folder: str | Path) -> None:
+    """Put back what an export killed between its two renames left aside, before anyone reads ``folder``
+    (an export that adds to the folder reads the earlier files first)."""
+    folder = Path(folder).absolute()
+    if folder.parent.is_dir():
+        _tidy(folder)
 
 
 def _tidy(folder: Path) -> None:

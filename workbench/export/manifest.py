@@ -3,7 +3,10 @@
 The manifest records the architecture and policy, the data, the PyTorch reference, the cost
 estimator's predictions (for the export's device and, when a measured ``host-cpu`` profile exists,
 for this host), every file's entry (size, SHA-256, verification, measured latency, fallbacks), the
-thresholds, the tool versions and the host. It is checked against the folder before the folder is
+thresholds, the tool versions and the host. A folder collects a trial's formats over several exports
+(:mod:`workbench.export.folder`): each entry lists every file it wrote (``outputs``: path, bytes, SHA-256)
+and which export made it (``exported``, ``training``, ``pytorch_reference``); the top-level record is the
+latest export's. It is checked against the folder before the folder is
 moved into place (:func:`check_manifest`): a manifest never describes files that are not its own.
 """
 from __future__ import annotations
@@ -68,8 +71,10 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
 def check_manifest(folder: Path, manifest: dict) -> None:
     """The manifest describes exactly the folder's files, byte for byte."""
     listed = {entry["file"]: entry["sha256"] for entry in manifest["files"].values()}
+    for entry in manifest["files"].values():  # every file of every format, bundles included
+        listed.update({out["path"]: out["sha256"] for out in entry.get("outputs", [])})
     present = set(os.listdir(folder))
-    if present != set(manifest["folder_files"]) or not set(listed) <= present:
+    if present != set(manifest["folder_files"]) or not {f.split("/")[0] for f in listed} <= present:
         raise WorkbenchError(f"export folder holds {sorted(present)} but its manifest lists "
                              f"{sorted(manifest['folder_files'])}", where=str(folder))
     for file, digest in listed.items():

@@ -14,7 +14,10 @@ module is the sequence; each step is its own module:
   calibrated on :data:`CALIBRATION_SAMPLES` real training samples;
 * writing — :mod:`workbench.export.formats` (one module per format);
 * running and judging each file — :mod:`workbench.export.verify`; the manifest — :mod:`workbench.export.manifest`;
-* the folder — :mod:`workbench._infra.atomic` (staged, moved into place once complete and checked).
+* the folder — :mod:`workbench._infra.atomic` (staged, moved into place once complete and checked) and
+  :mod:`workbench.export.folder`: an export adds to the trial's folder (the earlier formats' files are carried
+  over unchanged; a format exported again replaces only its own files), and the manifest keeps one entry per
+  format, each listing every file it wrote with size and SHA-256.
 
 Formats and how the trial's quantisation policy is honoured (decided per format):
 
@@ -41,6 +44,7 @@ that fails verification stays on disk but is marked ``"passed": false`` and the 
 """
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +53,10 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from workbench._infra.atomic import MANIFEST, check_replaceable, staged_folder
+from workbench._infra.atomic import MANIFEST, check_replaceable, recover, staged_folder
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.safeio import check_output_folder
+from workbench.export.folder import carry, describe, file_records, kept_entries, outputs_of
 from workbench.export.formats import FORMAT_NAMES, FORMATS
 from workbench.export.formats.support import (  # noqa: F401
     EXPORT_INSTALL,
@@ -90,15 +95,17 @@ class ExportResult:
     out_dir: Path
     manifest: dict
     manifest_path: Path
-    files: dict = field(default_factory=dict)  # format → written path
+    files: dict = field(default_factory=dict)  # format → path, every format the folder holds
+    exported: list = field(default_factory=list)  # the formats this export wrote (the others were there before)
 
     @property
     def ok(self) -> bool:
-        return self.manifest["ok"]
+        """This export's files passed (an earlier format's verdict is its own export's)."""
+        return not self.failed
 
     @property
     def failed(self) -> list[str]:
-        return [name for name, f in self.manifest["files"].items() if not f["passed"]]
+        return [name for name in self.exported if not self.manifest["files"][name]["passed"]]
 
 
 def export_trial(study: str, storage: str = DEFAULT_STORAGE, trial: int | str = "best",
@@ -109,7 +116,7 @@ def export_trial(study: str, storage: str = DEFAULT_STORAGE, trial: int | str = 
     formats = parse_formats(formats)
     require_converters(formats)  # before the study is read or anything is trained
     check_output_folder(out_dir)
-    check_replaceable(out_dir)  # an export replaces the whole folder: only an earlier export may be there
+    check_replaceable(out_dir)  # the folder is staged and swapped whole: only an earlier export may be there
     if weights is not None:
         read_state_dict(Path(weights))  # a hostile or foreign file is refused before the study and data are read
     source = resolve_trial(study, storage, trial, device)
@@ -142,18 +149,24 @@ def export_model(model: nn.Module, arch: Architecture, dataset, out_dir: str | P
     require_converters([f.name for f in fmts])
     checked = _checked or {f.name: check_support(arch, f) for f in fmts}
     out_dir = check_output_folder(out_dir)
+    recover(out_dir)
     check_replaceable(out_dir)
+    kept = kept_entries(out_dir, [f.name for f in fmts], arch, context)  # checked before any work
+    log = log or _silent
+    if held := describe(out_dir, [f.name for f in fmts]):
+        log(held)
     with staged_folder(out_dir) as stage:  # moved into place only once complete and checked (workbench._infra.atomic)
+        carry(out_dir, stage, kept)
         manifest = _export_into(stage, model, arch, dataset, fmts, checked, name, profile, context,
-                                log or _silent, repeats, shown_dir=out_dir)
+                                log, repeats, shown_dir=out_dir, kept=kept)
     written = {fmt: out_dir / entry["file"] for fmt, entry in manifest["files"].items()}
-    return ExportResult(out_dir, manifest, out_dir / MANIFEST, written)
+    return ExportResult(out_dir, manifest, out_dir / MANIFEST, written, [f.name for f in fmts])
 
 
 def _export_into(out_dir: Path, model, arch, dataset, fmts, checked, name, profile, context, log, repeats, *,
-                 shown_dir: Path) -> dict:
-    """Write, verify and describe every format in ``out_dir`` (the staging folder; ``shown_dir`` is where
-    the files will be); the manifest."""
+                 shown_dir: Path, kept: dict) -> dict:
+    """Write, verify and describe every format in ``out_dir`` (the staging folder, already holding the
+    ``kept`` formats' files; ``shown_dir`` is where the files will be); the manifest of them all."""
     deploy = deployable_model(model, arch)
     x_train, x_test = (t.numpy() for t in dataset.adapted(arch.input_shape))
     y_test = np.asarray(dataset.y_test)
@@ -168,10 +181,15 @@ def _export_into(out_dir: Path, model, arch, dataset, fmts, checked, name, profi
         entry = _write(fmt, sources[fmt.quantized], arch, calib, path, bits, checked[fmt.name])
         entry.update(check_file(fmt, path, x_test, y_test, refs, arch, repeats))
         if fmt.tflm:
-            entry.update(fmt.finish(path, arch, entry))  # the MCU bundle, from the verified file
+            entry.update(fmt.finish(path, arch, entry, profile))  # the MCU bundle, from the verified file
+        entry["outputs"] = file_records(out_dir, outputs_of(entry))
         entries[fmt.name] = entry
     reference = {"accuracy": refs[False].accuracy, "model": "fp32, fake quant stripped, BatchNorm folded",
                  "params": sum(p.numel() for p in deploy.parameters()), "scored_accuracy": refs[True].accuracy}
+    made = {"exported": _now(), "training": (context or {}).get("training"), "pytorch_reference": reference}
+    entries = {n: {**e, **made} for n, e in entries.items()}  # each format says which export made it
+    order = [f.name for f in FORMATS.entries()]
+    entries = dict(sorted({**kept, **entries}.items(), key=lambda item: order.index(item[0])))
     manifest = build_manifest(arch, dataset, profile, context, reference, len(calib), entries, thresholds())
     write_manifest(out_dir, manifest)
     return manifest
@@ -204,6 +222,10 @@ def _silent(message: str) -> None:
     pass
 
 
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def trial_folder(base: str | Path, study: str, trial: int) -> Path:
     """Where one trial's export goes: ``<base>/<study>/trial-<n>``, absolute. Two trials or two studies never
     share a folder, so no export replaces another's manifest (the notebooks' export panel uses this)."""
@@ -220,6 +242,9 @@ def summary_lines(result: ExportResult) -> list[str]:
     lines = ([f"warning: trial {result.manifest.get('trial')} does not fit {fit.get('device')}: "
               f"{'; '.join(fit['problems'])}"] if fit.get("problems") else [])
     for name, e in result.manifest["files"].items():
+        if name not in result.exported:
+            lines.append(f"{name:<12} {e['file']:<34} kept from the export of {e.get('exported', 'an earlier run')}")
+            continue
         v = e["verification"]
         reference = "scored" if "pytorch_fp32_accuracy" in v else "pytorch"
         lines.append(f"{name:<12} {e['file']:<34} {e['bytes'] / 1024:8.1f} KB  acc {v['accuracy']:.4f} "

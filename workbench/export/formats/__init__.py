@@ -82,7 +82,7 @@ class Format:
     weight_fallback: tuple[tuple[int, int], ...] = ()  # (policy bits, stored bits) documented substitutions
     requires: tuple[str, ...] = ()  # importable modules the writer/runner need (the `export` extras)
     tflm: bool = False  # full-INT8 TFLite: also run in TFLite Micro and checked against workbench.hardware.memory
-    finish: Callable[..., dict] = lambda path, arch, entry: {}  # extra outputs after verification → entry fields
+    finish: Callable[..., dict] = lambda path, arch, entry, profile: {}  # extra outputs after verification → entry fields
     default: bool = True  # in --format's default set (False: asked for by name)
 
 
