@@ -217,6 +217,49 @@ def test_two_exports_of_two_trials_leave_two_manifests(small_study, tmp_path):
     assert explorer.export_panel.format.value == "onnx"
 
 
+def test_export_panel_adds_formats_and_shows_the_tflm_memory_check(small_study, tmp_path):
+    """The sequence that once lost the bundle: tflm, then tflite-int8 into the same trial's folder. Both stay;
+    the panel says what the folder holds, shows predicted vs measured arena and flash and the bundle arena,
+    and each warning once (the trial is put over the latency budget so there is a misfit warning)."""
+    _require("onnx", "onnxruntime", "litert_torch", "tflite_micro")
+    from workbench.widgets import ParetoExplorer
+    from workbench.widgets.common import esc
+
+    study = small_study.study
+    explorer = ParetoExplorer(small_study, export_dir=str(tmp_path / "exports"))
+    record = next(r for r in explorer.view.records if r.accuracy is not None)
+    study.set_user_attr("latency_budget_ms", record.prediction(small_study.device)["latency_ms"] - 0.5)
+    try:
+        explorer = ParetoExplorer(small_study, export_dir=str(tmp_path / "exports"))
+        panel = explorer.export_panel
+        explorer.select(record.number)
+        first = panel.export("tflm")
+        bundle = first.out_dir / first.manifest["files"]["tflm"]["bundle"]["folder"]
+        kept = {p: p.read_bytes() for p in [first.files["tflm"], *bundle.iterdir()]}
+        panel.format.value = "tflite-int8"
+        assert "already holds tflm" in panel.target.value and "adds to them" in panel.target.value
+        second = panel.export("tflite-int8")
+    finally:
+        study.set_user_attr("latency_budget_ms", 40.0)
+    assert list(second.manifest["files"]) == ["tflite-int8", "tflm"]
+    assert all(p.read_bytes() == data for p, data in kept.items())  # the bundle survived, byte for byte
+    assert "TARGET_ARCH=cortex-m4+fp" in (bundle / "README.md").read_text()  # stm32l4r5: a Cortex-M4F
+    html = panel.output.value
+    assert html.count("<tr>") == 3 and "earlier export (" in html  # header, this export, the kept bundle
+    for name in ("tflite-int8", "tflm"):
+        memory = second.manifest["files"][name]["tflm"]["memory"]
+        assert (f"arena predicted {memory['sram']['predicted']:,} B vs measured {memory['sram']['measured']:,} B"
+                in html)
+        assert f"flash predicted {memory['flash']['predicted']:,} B vs measured {memory['flash']['measured']:,} B" in html
+    bundle_arena = second.manifest["files"]["tflm"]["bundle"]["arena_bytes"]
+    assert html.count(f"bundle arena {bundle_arena:,} B") == 1
+    assert html.count("does not fit") == 1 and "does not fit" not in panel.target.value  # once, in the result
+    for text in {w for e in second.manifest["files"].values() for w in e.get("warnings", [])}:
+        assert html.count(esc(text)) == 1
+    assert "white-space:nowrap'>" in html and " KB</td>" in html
+    assert "already holds tflite-int8" in panel.target.value and "tflm" in panel.target.value
+
+
 def test_comparison_ranks_fronts_on_one_normalised_scale():
     """Hand-made fronts: in raw accuracy × ms the slow device's front wins by its scale; against one
     reference (the 20 ms budget) and normalised, the front that is better where it matters wins."""
