@@ -19,13 +19,13 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, check_count
 from workbench._infra.notices import WorkbenchNotice, notify
 from workbench._infra.processes import acknowledge, shielded
 from workbench.hardware.profiles import DeviceProfile
 from workbench.model.space import SearchSpace, TrialSuggester
 from workbench.search import objective
-from workbench.search.config import COMPARED, SearchConfig
+from workbench.search.config import COMPARED, MAX_TRIALS, SearchConfig
 from workbench.search.counting import holder, is_trained, trained_trials
 from workbench.search.progress import TrialOutcome
 from workbench.search.samplers import make_sampler
@@ -159,8 +159,8 @@ class Search:
 
     def open(self, n_trials: int | None = None) -> int:
         """Check ``n_trials``, then create or resume the study and store its target; the target."""
-        if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
-            raise WorkbenchError(f"--trials: must be >= 1, got {n_trials}")
+        if n_trials is not None:
+            check_count("--trials", n_trials, 1, MAX_TRIALS)
         with storage_faults(self.storage):
             return self._store_target(n_trials)
 
