@@ -265,8 +265,7 @@ def _empty_flag(d: Path, rng, db: Path) -> tuple[list[str], str]:
         else:
             argv += [flag, blank]
     elif command == "train-cost":
-        argv = _study_argv("train-cost", d, db) + ["--scheme", "bias:1"]
-        argv[argv.index(flag) + 1:argv.index(flag) + 2] = [blank] if flag in argv else []
+        argv = _study_argv("train-cost", d, db) + ["--scheme", "bias:1" if flag != "--scheme" else blank]
         argv += [] if flag == "--scheme" else [flag, blank]
     elif command == "pareto":
         argv = _study_argv("pareto", d, db) + [flag, blank]

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from workbench._infra.errors import WorkbenchError, check_count
+from workbench._infra.errors import WorkbenchError, check_count, shown
 from workbench._infra.notices import WorkbenchNotice, notify
 from workbench._infra.processes import acknowledge, shielded
 from workbench.hardware.profiles import DeviceProfile
@@ -49,6 +49,9 @@ from workbench.study.stored import StoredStudy
 
 MAX_UNTRAINED_STREAK = 200  # consecutive candidates a worker may find infeasible or already trained before it stops
 DEFINITION_WAIT_S = 10  # how long a joiner waits for a study's creator to finish recording its settings
+
+
+MAX_HEARTBEAT_S = 86_400  # a day between beats: a dead worker's trial is retried after three days at most
 
 
 class SearchExhausted(WorkbenchNotice):
@@ -104,8 +107,9 @@ class Search:
             self.config = space
         else:
             self.config = SearchConfig.load(space, device, data, **options)
-        if heartbeat_s is not None and heartbeat_s < 1:
-            raise WorkbenchError(f"--heartbeat: must be >= 1 s (or 0 to disable), got {heartbeat_s}")
+        if heartbeat_s is not None and not 1 <= heartbeat_s <= MAX_HEARTBEAT_S:  # longer: a thread wait overflows
+            raise WorkbenchError(f"--heartbeat: must be from 1 to {MAX_HEARTBEAT_S:,} s (or 0 to disable), "
+                                 f"got {shown(heartbeat_s)}")
         self.storage = storage
         self.listeners = list(listeners)  # widgets add theirs after construction
         self.heartbeat_s = heartbeat_s  # every storage: detect and retry trials of dead workers (None: off)
