@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import hostile_cases as hc  # noqa: E402
+import hostile_extremes as hx  # noqa: E402
 
 PAGE = _report.Page(__file__)
 
@@ -78,14 +79,15 @@ def input_rows(workdir: Path, args) -> list[Row]:
     rows = []
     with hc.Runner(mem_mb=args.mem_mb, timeout_s=args.timeout) as runner:
         db = None
-        for klass in [*hc.GENERATORS, *hc.STUDY_GENERATORS]:
+        for klass in [*hc.GENERATORS, *hc.STUDY_GENERATORS, *hx.GENERATORS]:
             if args.only and klass not in args.only:
                 continue
             if klass in hc.GENERATORS:
                 cases = hc.GENERATORS[klass](workdir / klass, rng, args.per_class)
             else:
                 db = db or hc.make_study(workdir, runner)
-                cases = hc.STUDY_GENERATORS[klass](workdir / klass, rng, args.per_class, db)
+                make = hc.STUDY_GENERATORS.get(klass) or hx.GENERATORS[klass]
+                cases = make(workdir / klass, rng, args.per_class, db)
             row = Row("input", klass)
             for case in cases:
                 row.add(case, runner.run(case))

@@ -44,6 +44,7 @@ class Case:
     cwd: str = ""
     expect_rc: int | None = 2  # None: may be valid after all (a bit flip in weight data): 0 or a clean 2
     marker: str = ""  # a file that must not exist afterwards (an exploit that ran would create it)
+    untouched: tuple = ()  # (path, sha256) of files that must be byte-for-byte the same afterwards
 
 
 @dataclass
@@ -67,12 +68,21 @@ class Outcome:
         expected = (0, 2) if case.expect_rc is None else (case.expect_rc,)
         if self.rc not in expected:
             found.append(f"exit code {self.rc}, expected {' or '.join(map(str, expected))}")
+        for path, digest in case.untouched:
+            if _sha256(path) != digest:
+                found.append(f"{path} was modified")
         if self.rc == 2 and 2 in expected:
             if len(lines) != 1 or not lines[0].startswith("error: "):
                 found.append(f"{len(lines)} stderr lines, expected one 'error: …' line")
             elif case.names not in lines[0]:
                 found.append(f"error does not name {case.names!r}")
         return found
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else "missing"
 
 
 # ---------------------------------------------------------------------------------------------- runner

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import hostile_cases as hc
+import hostile_extremes as hx
 from conftest import ROOT
 from workbench import WorkbenchError, load_profile, load_space
 from workbench.cli import main
@@ -261,6 +262,24 @@ def test_export_inputs_are_one_line(runner, workdir, study_db, klass, kinds):
     """--out that cannot be a folder, and weights files: exploits (not run), integer keys, non-tensors."""
     for case in hc.STUDY_GENERATORS[klass](workdir / klass, random.Random(klass), kinds, study_db):
         _assert_refused(runner, case)
+
+
+EXTREME_MARKS = {  # what the one line must say for some kinds, beyond naming the flag or file
+    "space-largest": "parameters", "workers": "CPU core", "sqlite-foreign": "another application",
+    "journal-foreign": "journal",
+}
+
+
+@pytest.mark.parametrize("klass", sorted(hx.GENERATORS))
+def test_extreme_classes_are_one_line(runner, workdir, study_db, klass):
+    """Issue 27's four classes (numeric extremes, zero-size inputs, foreign content in a valid format, resource
+    flags beyond the machine): every kind of each generator once, seeded by the class name; a foreign
+    database must come out byte-for-byte unchanged (``Case.untouched``, judged by ``problems``)."""
+    n = {"numeric-extremes": 20, "zero-size": 16, "foreign-content": 12, "resource-flags": 12}[klass]
+    for case in hx.GENERATORS[klass](workdir / klass, random.Random(klass), n, study_db):
+        outcome = _assert_refused(runner, case)
+        mark = EXTREME_MARKS.get(case.label)
+        assert mark is None or mark in outcome.stderr, (case.label, outcome.stderr)
 
 
 CLI_SETTINGS = settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))

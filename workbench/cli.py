@@ -17,10 +17,11 @@ import optuna
 
 from workbench import __version__
 from workbench._infra import places
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, check_count, shown
 from workbench._infra.notices import print_on_one_line
 from workbench._infra.processes import (
     acknowledge,
+    check_worker_count,
     exit_code,
     ignore_stop_signals,
     signals_as_interrupts,
@@ -29,6 +30,7 @@ from workbench._infra.processes import (
 )
 from workbench.calibration.calibrate import (
     DEFAULT_STRENGTH,
+    MAX_QUICK_MODELS,
     QUICK_STRENGTH,
     calibrate_profile,
     calibrate_quick,
@@ -65,12 +67,12 @@ from workbench.search import (
     trained_trials,
 )
 from workbench.search import QUICKSTART as q
-from workbench.search.config import DEFAULT_TRAIN_SCHEME
+from workbench.search.config import DEFAULT_TRAIN_SCHEME, MAX_EPOCHS, MAX_SEED
 from workbench.storages.storage import DEFAULT_STORAGE, HEARTBEAT_S, absolute_url
 from workbench.study.fingerprint import FINGERPRINT_ATTR
 from workbench.study.front import front_rows
 from workbench.study.objectives import costs, objectives_help
-from workbench.study.repeats import repeat_front, repeat_summary
+from workbench.study.repeats import MAX_REPEATS, repeat_front, repeat_summary
 from workbench.study.schema import Keys
 from workbench.study.stored import StoredStudy
 from workbench.study.trial_pick import trial_architecture
@@ -81,7 +83,11 @@ QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front poi
 def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own progress line replaces Optuna's log
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except WorkbenchError as exc:  # a flag's own check (path_flag): the one line every other error gives
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.home is not None:  # through the environment, so worker processes and notebooks' kernels agree
         os.environ[places.HOME_ENV] = str(args.home.expanduser().absolute())
 
@@ -100,6 +106,17 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exc)
 
 
+def path_flag(flag: str):
+    """The ``type`` of a path flag: an empty or blank value is refused (``Path("")`` would silently be the
+    current folder: a kit, a profile or an export written where the command was run)."""
+    def path(text: str) -> Path:
+        if not text.strip():
+            raise WorkbenchError(f"{flag}: the path is empty ({text!r}); give a file or folder (`.` for the "
+                                 f"current folder)")
+        return Path(text)
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     from workbench.calibration.profiler import (  # heavy: onnx, onnxruntime
         DEFAULT_REPEATS,
@@ -108,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="workbench", description="Hardware-aware NAS for TinyML and edge devices.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--home", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--home", type=path_flag("--home"), default=None, metavar="DIR",
                         help=f"your own spaces and profiles, and where profile/calibrate write (default: "
                         f"${places.HOME_ENV}, else {places.user_home()})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -194,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--name", default=None, help="write your profile NAME in the user folder (then "
                        "`--device NAME` finds it; a shipped profile of that name is shadowed)")
-    where.add_argument("--out", type=Path, default=None, help="or: profile folder to write (profile.yaml + lut.csv)")
+    where.add_argument("--out", type=path_flag("--out"), default=None, help="or: profile folder to write (profile.yaml + lut.csv)")
     p.add_argument("--space", action="append", default=None, help="limit to these spaces (repeatable)")
     p.add_argument("--precision", action="append", default=None, choices=("fp32", "int8"),
                    help="precisions to measure (repeatable; default fp32 and int8)")
@@ -206,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_profile)
 
     p = sub.add_parser("model-lut", help="regenerate a modeled LUT from the profile's latency_model.yaml")
-    p.add_argument("profile_dir", type=Path)
+    p.add_argument("profile_dir", type=path_flag("profile_dir"))
     p.set_defaults(handler=cmd_model_lut)
 
     p = sub.add_parser("calibrate", help="fit a profile's latency model to whole models timed end to end",
@@ -217,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "machine from models timed here (~15 s).")
     p.add_argument("profile", help="device profile name or folder (a shipped profile given by name is copied to "
                    "the user folder first, and the copy is calibrated)")
-    p.add_argument("--measurements", type=Path, default=None, metavar="CSV", help="whole-model latencies to fit")
+    p.add_argument("--measurements", type=path_flag("--measurements"), default=None, metavar="CSV", help="whole-model latencies to fit")
     p.add_argument("--quick", action="store_true", help="host profile: time random models here and fit to them")
     p.add_argument("--models-per-space", type=int, default=20, help="--quick: random models per space and "
                    "precision (default %(default)s)")
@@ -234,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "to_time.csv: time each file on the board, fill in ms and source, then run workbench "
                        "calibrate PROFILE --measurements DIR/to_time.csv.")
     p.add_argument("profile", help="modeled device profile name or folder")
-    p.add_argument("--out", type=Path, required=True, help="new folder for the kit")
+    p.add_argument("--out", type=path_flag("--out"), required=True, help="new folder for the kit")
     p.add_argument("--models", type=int, default=12, help="models to time (default %(default)s; 5-20)")
     p.add_argument("--precision", default="int8", choices=["int8", "fp32"], help="default %(default)s")
     p.add_argument("--seed", type=int, default=0, help="candidate draw and random weights (default %(default)s)")
@@ -243,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_calibration_kit)
 
     p = sub.add_parser("score", help="cost an existing .tflite/.onnx file on device profiles (latency, SRAM, flash)")
-    p.add_argument("model", type=Path, help="model file (.tflite or .onnx, fp32 or int8)")
+    p.add_argument("model", type=path_flag("model"), help="model file (.tflite or .onnx, fp32 or int8)")
     p.add_argument("--device", default="all", help="device profile name or folder, or 'all' (default %(default)s)")
     p.add_argument("--format", default="table", choices=("table", "json"), help="output (default %(default)s)")
     p.set_defaults(handler=cmd_score)
@@ -261,12 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=",".join(FORMAT_NAMES),
                    help="comma-separated formats (default %(default)s): "
                         + FORMATS.help_text())
-    p.add_argument("--out", required=True, type=Path, help="output folder (files + manifest.json)")
+    p.add_argument("--out", required=True, type=path_flag("--out"), help="output folder (files + manifest.json)")
     p.add_argument("--device", default=None, help="profile whose front 'best' and the predictions refer to "
                    "(default: the study's target)")
     p.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of the study's "
                    "(a longer-trained model; no longer reproduces the trial's accuracy)")
-    p.add_argument("--weights", type=Path, default=None, help="load this saved state_dict instead of retraining")
+    p.add_argument("--weights", type=path_flag("--weights"), default=None, help="load this saved state_dict instead of retraining")
     p.add_argument("--data", default=None, help="dataset name or path (default: the study's)")
     p.set_defaults(handler=cmd_export)
 
@@ -341,8 +358,7 @@ def _train_budget(text: str | None) -> float | None:
 
 
 def cmd_search(args) -> int:
-    if args.workers < 1:
-        raise WorkbenchError(f"--workers: must be >= 1, got {args.workers}")
+    check_worker_count(args.workers)
     options = dict(study_name=args.study, sampler=args.sampler, seed=args.seed, latency_budget_ms=args.latency_budget,
                    objectives=parse_objectives(args.objectives), epochs=args.epochs, population=args.population,
                    evaluator=args.evaluator, train_scheme=args.train_scheme,
@@ -395,7 +411,9 @@ def _check_repeats(repeats: tuple[int, int], evaluator: str) -> None:
     n, top = repeats
     if n < 0 or top < 1:
         flag, value, least = ("--repeats", n, 0) if n < 0 else ("--repeat-top", top, 1)
-        raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value}")
+        raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {shown(value)}")
+    if n > MAX_REPEATS:
+        raise WorkbenchError(f"--repeats: at most {MAX_REPEATS} extra seeds per candidate, got {shown(n)}")
     if n and not EVALUATORS.get(evaluator).trains:
         trained = " or ".join(e.name for e in EVALUATORS.where(trains=True))
         raise WorkbenchError(f"--repeats: the {evaluator!r} evaluator is a training-free proxy with no seed-to-seed "
@@ -607,14 +625,16 @@ def cmd_datasets(args) -> int:
 
 def cmd_profile(args) -> int:
     from workbench.calibration.profiler import (  # heavy: onnx, onnxruntime
+        MAX_RUNS_PER_OP,
         check_out_dir,
         profile_device,
     )
 
     spaces = [load_space(s) for s in args.space] if args.space else all_spaces()
-    for name, value in (("--warmup", args.warmup), ("--repeats", args.repeats)):
-        if value < (0 if name == "--warmup" else 1):
-            raise WorkbenchError(f"{name}: must be >= {0 if name == '--warmup' else 1}, got {value}")
+    check_count("--warmup", args.warmup, 0, MAX_RUNS_PER_OP)  # a run per op beyond these never ends
+    check_count("--repeats", args.repeats, 1, MAX_RUNS_PER_OP)
+    if args.limit is not None:
+        check_count("--limit", args.limit, 1, 10 ** 9)
     out_dir = _profile_out(args.name, args.out)
     check_out_dir(out_dir, force=args.force)  # before anything is written
     out = profile_device(out_dir, spaces=spaces, precisions=tuple(args.precision or ("fp32", "int8")),
@@ -643,8 +663,8 @@ def cmd_model_lut(args) -> int:
 def cmd_calibrate(args) -> int:
     if (args.measurements is None) == (not args.quick):
         raise WorkbenchError("calibrate: give exactly one of --measurements CSV or --quick")
-    if args.quick and args.models_per_space < 1:
-        raise WorkbenchError(f"--models-per-space: must be >= 1, got {args.models_per_space}")
+    if args.quick:
+        check_count("--models-per-space", args.models_per_space, 1, MAX_QUICK_MODELS)
     strength = args.strength if args.strength is not None else QUICK_STRENGTH if args.quick else DEFAULT_STRENGTH
     read_from = resolve_profile_dir(args.profile)
     with writable_profile_dir(args.profile) as folder:
@@ -662,6 +682,7 @@ def cmd_calibrate(args) -> int:
 def cmd_calibration_kit(args) -> int:
     if not 2 <= args.models <= 50:
         raise WorkbenchError(f"--models: must be between 2 and 50, got {args.models}")
+    check_count("--seed", args.seed, 0, MAX_SEED)
     profile = load_profile(resolve_profile_dir(args.profile))
     kit = write_kit(profile, args.out, args.models, args.precision, args.seed, files=not args.no_files)
     total = sum(m.predicted_ms for m in kit)
@@ -681,6 +702,8 @@ def cmd_score(args) -> int:
 def cmd_export(args) -> int:
     from workbench.export.trial import export_trial, summary_lines  # heavy: torch
 
+    if args.epochs is not None:
+        check_count("--epochs", args.epochs, 1, MAX_EPOCHS)
     result = export_trial(args.study, args.storage, args.trial, args.format, args.out, device=args.device,
                           epochs=args.epochs, weights=args.weights, data=args.data,
                           log=lambda m: print(m, file=sys.stderr, flush=True))

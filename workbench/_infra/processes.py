@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+
+from workbench._infra.errors import WorkbenchError, shown
 
 STOP_GRACE_S = 10
 _PR_SET_PDEATHSIG = 1
@@ -129,6 +132,46 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
     except (OSError, AttributeError):  # not Linux: the parent's own stop_workers still applies
         pass
+
+
+MAX_WORKERS_PER_CORE = 4  # a worker trains on one core and holds its own torch (~0.4 GB): more only queue
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def memory_headroom_bytes() -> int | None:
+    """How much more memory this process may take: the machine's available memory, or less when an
+    address-space limit (``ulimit -v``, RLIMIT_AS) is closer; None where neither can be read."""
+    found = []
+    try:
+        with open("/proc/meminfo") as fh:
+            found += [int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:")]
+        import resource  # lazy
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/status") as fh:
+                size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+            found.append(max(0, limit - size))
+    except (OSError, ImportError, StopIteration, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def check_worker_count(n: int, flag: str = "--workers") -> None:
+    """Refuse, before any process starts, a worker count from 1 to ``MAX_WORKERS_PER_CORE`` x the cores."""
+    cores = usable_cores()
+    most = MAX_WORKERS_PER_CORE * cores
+    if not 1 <= n <= most:
+        raise WorkbenchError(f"{flag}: must be from 1 to {most} on this machine ({cores} CPU core"
+                             f"{'s' if cores != 1 else ''}, at most {MAX_WORKERS_PER_CORE} worker processes per core), "
+                             f"got {shown(n)}")
 
 
 def start_workers(args: list[str], n: int) -> list[subprocess.Popen]:

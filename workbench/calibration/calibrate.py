@@ -62,6 +62,7 @@ COLUMNS = ("model", "ms", "source")  # required; "precision" optional (shipped s
 DEFAULT_STRENGTH = 0.1
 QUICK_SEED = 1000  # the profiler's calibration seed: disjoint from the benchmarks' seed 0
 QUICK_MODELS = 20  # random models per space and precision: ~130 models, ~13 s on a busy 2-core AMD EPYC
+MAX_QUICK_MODELS = 500  # per space and precision: 7,000 models, already hours of timing (and MAX_MEASUREMENTS)
 QUICK_STRENGTH = 0.01  # that many models need less pull towards the LUT as measured
 
 

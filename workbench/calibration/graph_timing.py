@@ -16,6 +16,7 @@ from workbench._infra.timing import time_calls
 
 DEFAULT_WARMUP = 100
 DEFAULT_REPEATS = 1000
+MAX_RUNS_PER_OP = 100_000  # warm-up or timed runs of one op: 100x the default, over an hour for a whole space
 
 
 def time_session(sess: ort.InferenceSession, feed: dict, warmup: int, repeats: int) -> tuple[float, float, int]:

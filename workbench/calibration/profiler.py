@@ -22,6 +22,7 @@ from workbench._infra.timing import KEEP_FASTEST  # noqa: F401  (re-exported)
 from workbench.calibration.graph_timing import (  # noqa: F401  (re-exported)
     DEFAULT_REPEATS,
     DEFAULT_WARMUP,
+    MAX_RUNS_PER_OP,
     measure,
     time_session,
 )

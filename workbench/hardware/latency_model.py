@@ -186,13 +186,18 @@ class ModeledLatency:
         self.path, self.clock_mhz = Path(path), clock_mhz
         self._consts: LatencyConstants | None = None
 
-    def ms(self, op: Op) -> float | None:
-        """The op's modeled latency, or None at a precision the constants do not cover."""
+    def constants(self) -> LatencyConstants:
+        """The constants, read on first use (a broken file is its one-line error then)."""
         if self._consts is None:
             self._consts = load_constants(self.path)
-        if op.precision not in self._consts.cycles_per_mac:
+        return self._consts
+
+    def ms(self, op: Op) -> float | None:
+        """The op's modeled latency, or None at a precision the constants do not cover."""
+        consts = self.constants()
+        if op.precision not in consts.cycles_per_mac:
             return None
-        return op_cycles(op, self._consts) / (self.clock_mhz * 1000.0)
+        return op_cycles(op, consts) / (self.clock_mhz * 1000.0)
 
 
 def build_modeled_lut(profile_dir: Path, ops: list[Op], clock_mhz: float, precisions) -> Path:

@@ -85,6 +85,9 @@ def find_profile(name: str) -> Path | None:
 
 
 def unknown_device(name) -> WorkbenchError:
+    if not str(name).strip():
+        return WorkbenchError(f"--device: the device name is empty ({str(name)!r}); give a profile name (see "
+                              f"`workbench devices`) or folder")
     known = ", ".join(p.name for p in list_profiles())
     return WorkbenchError(f"unknown device {str(name)!r} (known: {known}; or give a profile folder, or put one in "
                           f"{places.user_dir(places.PROFILES)})")

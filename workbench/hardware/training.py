@@ -56,7 +56,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, check_count
 from workbench._infra.memo import BoundedMemo, HotMemo
 from workbench.hardware.cost import estimator_for
 from workbench.hardware.profiles import DeviceProfile, load_profile
@@ -93,14 +93,16 @@ ARITHS = {
 }
 
 
+MAX_BATCH = 1 << 16  # samples per training step: far past any device's memory; past 64 bits the sums overflow
+
+
 def check_options(optimizer: str, arith: str, batch: int = 1) -> Arith:
     """The :class:`Arith` for ``arith``; one line naming the flag when an option is unknown."""
     if optimizer not in OPTIMIZERS:
         raise WorkbenchError(f"--optimizer: unknown optimizer {optimizer!r} (accepted: {', '.join(OPTIMIZERS)})")
     if arith not in ARITHS:
         raise WorkbenchError(f"--arith: unknown arithmetic {arith!r} (accepted: {', '.join(ARITHS)})")
-    if not isinstance(batch, int) or batch < 1:
-        raise WorkbenchError(f"--batch: must be an integer >= 1, got {batch!r}")
+    check_count("--batch", batch, 1, MAX_BATCH)
     if batch != 1 and not ARITHS[arith].eager:
         raise WorkbenchError(f"--batch: the int8 compiled count models batch-1 steps (as on-device engines "
                              f"train), got {batch}")

@@ -194,6 +194,8 @@ def load_dataset(name_or_path) -> Dataset:
     key = str(name_or_path)
     if key in _LOADERS:
         return _builtin(key)
+    if not key.strip():  # Path("") would be the current folder, read as an image folder
+        raise WorkbenchError(f"--data: the data set name is empty ({key!r}); give a built-in name or a path")
     path = Path(name_or_path)
     if not path.exists():
         known = ", ".join(BUILTINS)

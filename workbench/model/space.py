@@ -120,6 +120,9 @@ def list_spaces() -> list[Path]:
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load a space by name (``vision``: the user's own of that name, else the shipped one) or any YAML file by
     path."""
+    if not str(name_or_path).strip():  # Path("") would be the current folder
+        raise WorkbenchError(f"--space: the space name is empty ({str(name_or_path)!r}); give a name (see "
+                             f"`workbench spaces`) or a .yaml path")
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = places.find(places.SPACES, str(name_or_path))

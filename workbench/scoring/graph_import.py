@@ -221,6 +221,10 @@ def _read_onnx(path: Path) -> Graph:
     except Exception as exc:  # protobuf DecodeError, onnx's checker/inference errors
         raise WorkbenchError(f"not a readable ONNX model ({type(exc).__name__}: {exc})", where=str(path))
     g = model.graph
+    if not model.ir_version or not g.input or not g.node:  # protobuf reads an empty file (and some foreign
+        # ones) as an empty message: a model needs an IR version, an input and at least one node
+        raise WorkbenchError("not an ONNX model: empty, or a file of another format (no IR version, graph input "
+                             "or node)", where=str(path))
     inits = {t.name: t for t in g.initializer}
     for tensor in inits.values():  # shapes are what is scored: a shape its stored data does not fill is a lie
         if tensor.HasField("raw_data") and tensor.data_location != onnx.TensorProto.EXTERNAL:

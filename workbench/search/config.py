@@ -14,7 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, check_count
+from workbench._infra.processes import memory_headroom_bytes
 from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
 from workbench.model.data import check_against_space, load_dataset
 from workbench.model.evaluators import EVALUATORS
@@ -26,6 +27,16 @@ from workbench.storages.storage import check_study_name
 from workbench.study.front import study_device
 from workbench.study.objectives import check_objectives
 from workbench.study.schema import StudySettings
+
+
+# Upper limits of the numeric options, checked where each enters (a value past them is a typo or an attack, and
+# past 64 bits it would overflow inside numpy/torch): Optuna's samplers seed numpy's RandomState (< 2**32); a
+# study of more trained trials, a longer training or a larger NSGA-II generation than these never finishes on
+# the machines the workbench targets.
+MAX_SEED = 2 ** 32 - 1
+MAX_TRIALS = 100_000
+MAX_EPOCHS = 10_000
+MAX_POPULATION = 10_000
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,10 @@ class SearchConfig:
         EVALUATORS.check(self.evaluator)
         if self.latency_budget_ms is not None and not 0 < self.latency_budget_ms < float("inf"):
             raise WorkbenchError(f"--latency-budget: must be > 0 ms, got {self.latency_budget_ms}")
-        for flag, value, least in (("--epochs", self.epochs, 1), ("--population", self.population, 2),
-                                   ("--seed", self.seed, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise WorkbenchError(f"{flag}: must be an integer >= {least}, got {value!r}")
+        for flag, value, least, most in (("--epochs", self.epochs, 1, MAX_EPOCHS),
+                                         ("--population", self.population, 2, MAX_POPULATION),
+                                         ("--seed", self.seed, 0, MAX_SEED)):
+            check_count(flag, value, least, most)
         if self.device.name not in {p.name for p in self.profiles}:
             raise WorkbenchError(f"device {self.device.name}: not among the profiles the search scores")
         self._check_training()
@@ -112,6 +123,7 @@ class SearchConfig:
         config = cls(space, device, dataset, study_name if study_name is not None else f"{space.name}-{device.name}",
                      tuple(profiles_with(device).values()), source, notes, **options)
         check_latency_coverage(space, config.profiles)
+        check_fits_memory(space, device, dataset)
         return config
 
     # ---------------------------------------------------------------- stored form
@@ -173,6 +185,33 @@ class _Smallest:
     def choose(self, name, choices):
         numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
         return min(choices) if numeric else choices[0]
+
+
+class _Largest:
+    """A suggester taking the largest of numeric choices (widths, depths, kernels), else the first."""
+
+    def choose(self, name, choices):
+        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+        return max(choices) if numeric else choices[0]
+
+
+TRAIN_BYTES_PER_PARAM = 16  # fp32 weights, their gradients and two optimizer moments: what training holds
+
+
+def check_fits_memory(space: SearchSpace, device: DeviceProfile, data) -> None:
+    """Refuse, before a study is touched, a space whose largest candidate could not even hold its weights,
+    gradients and optimizer state in this process's memory (choices of 10**6 channels multiply into networks
+    of billions of parameters): building one would fail halfway through the search."""
+    headroom = memory_headroom_bytes()
+    if headroom is None:
+        return
+    arch = space.sample(_Largest(), precisions=device.precisions, data=data.data_shape)
+    need = TRAIN_BYTES_PER_PARAM * arch.n_params
+    if need > headroom:
+        raise WorkbenchError(f"{space.path or space.name}: its largest candidate has {arch.n_params:,} parameters "
+                             f"(~{need / 2 ** 30:,.1f} GiB to train), more than the {headroom / 2 ** 30:.1f} GiB "
+                             f"of memory this machine (or this process's limit) has free; lower the largest width, "
+                             f"depth or kernel choices")
 
 
 def fewest_weight_layers(space: SearchSpace, device: DeviceProfile, data, samples: int = 64) -> int:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import optuna
 
+from workbench._infra.errors import WorkbenchError
 from workbench._infra.registry import resolve
 from workbench.hardware.cost import CostEstimate, estimate, violations
 from workbench.hardware.training import TRAIN_SRAM_FIELD, training_prediction
@@ -53,9 +54,16 @@ def evaluate(arch: Architecture, config, trial_number: int) -> Evaluation:
     evaluator = EVALUATORS.get(config.evaluator)
     seed = evaluator.seed(config.seed, trial_number)
     measure = resolve(evaluator.measure)
-    if evaluator.trains:
-        return _trained(measure(arch, config.data, epochs=config.epochs, seed=seed), seed)
-    return _scored(lambda: measure(arch, config.data, seed=seed))
+    try:
+        if evaluator.trains:
+            return _trained(measure(arch, config.data, epochs=config.epochs, seed=seed), seed)
+        return _scored(lambda: measure(arch, config.data, seed=seed))
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):  # torch's allocator: "can't allocate"
+            raise
+        raise WorkbenchError(f"trial {trial_number}: out of memory building or training {arch.summary()} "
+                             f"({arch.n_params:,} parameters): the space's candidates are larger than this "
+                             f"machine's memory; lower its largest width, depth or kernel choices") from None
 
 
 def metric_label(evaluator: str) -> str:

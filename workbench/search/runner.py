@@ -19,13 +19,13 @@ from typing import Callable, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, check_count, shown
 from workbench._infra.notices import WorkbenchNotice, notify
 from workbench._infra.processes import acknowledge, shielded
 from workbench.hardware.profiles import DeviceProfile
 from workbench.model.space import SearchSpace, TrialSuggester
 from workbench.search import objective
-from workbench.search.config import COMPARED, SearchConfig
+from workbench.search.config import COMPARED, MAX_TRIALS, SearchConfig
 from workbench.search.counting import holder, is_trained, trained_trials
 from workbench.search.progress import TrialOutcome
 from workbench.search.samplers import make_sampler
@@ -49,6 +49,9 @@ from workbench.study.stored import StoredStudy
 
 MAX_UNTRAINED_STREAK = 200  # consecutive candidates a worker may find infeasible or already trained before it stops
 DEFINITION_WAIT_S = 10  # how long a joiner waits for a study's creator to finish recording its settings
+
+
+MAX_HEARTBEAT_S = 86_400  # a day between beats: a dead worker's trial is retried after three days at most
 
 
 class SearchExhausted(WorkbenchNotice):
@@ -104,8 +107,9 @@ class Search:
             self.config = space
         else:
             self.config = SearchConfig.load(space, device, data, **options)
-        if heartbeat_s is not None and heartbeat_s < 1:
-            raise WorkbenchError(f"--heartbeat: must be >= 1 s (or 0 to disable), got {heartbeat_s}")
+        if heartbeat_s is not None and not 1 <= heartbeat_s <= MAX_HEARTBEAT_S:  # longer: a thread wait overflows
+            raise WorkbenchError(f"--heartbeat: must be from 1 to {MAX_HEARTBEAT_S:,} s (or 0 to disable), "
+                                 f"got {shown(heartbeat_s)}")
         self.storage = storage
         self.listeners = list(listeners)  # widgets add theirs after construction
         self.heartbeat_s = heartbeat_s  # every storage: detect and retry trials of dead workers (None: off)
@@ -159,8 +163,8 @@ class Search:
 
     def open(self, n_trials: int | None = None) -> int:
         """Check ``n_trials``, then create or resume the study and store its target; the target."""
-        if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
-            raise WorkbenchError(f"--trials: must be >= 1, got {n_trials}")
+        if n_trials is not None:
+            check_count("--trials", n_trials, 1, MAX_TRIALS)
         with storage_faults(self.storage):
             return self._store_target(n_trials)
 

@@ -119,9 +119,11 @@ def open_storage(url: str = DEFAULT_STORAGE, *, heartbeat_s: int | None = None, 
     path = storage_file(url)
     if path is not None:
         _check_file(path, shown, create=create, sqlite=url.startswith("sqlite"))
+    if path is not None and url.startswith("sqlite") and path.is_file() and path.stat().st_size:
+        _refuse_foreign_sqlite(path, shown)
     with storage_faults(url):
         if url.startswith("journal://"):
-            return optuna.storages.JournalStorage(_journal_backend(path))
+            return _journal_storage(path, shown)
         read_only = path is not None and not create and not _writable(path)
         if read_only and Path(f"{path}-wal").is_file() and Path(f"{path}-wal").stat().st_size > 0:
             raise StorageFault(f"storage {shown}: the last writer left changes in {path.name}-wal that cannot be "
@@ -211,6 +213,32 @@ def _check_file(path: Path, shown: str, *, create: bool, sqlite: bool) -> None:
     # No peeking at an SQLite file's bytes here: opening and closing another descriptor on it would drop the
     # POSIX locks this process's SQLite connections hold (sqlite.org/howtocorrupt.html, 2.2). SQLite's own
     # "file is not a database" and quick_check (below) find damaged files.
+
+
+def _refuse_foreign_sqlite(path: Path, shown: str) -> None:
+    """A valid SQLite database with tables but none of Optuna's is another application's: refused before
+    Optuna would add its own tables to it. Read through SQLite itself (read-only), which shares its file
+    locks with the process's other connections; a file SQLite cannot read is left to the checks that follow."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return
+    if tables and "version_info" not in tables:
+        listed = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise WorkbenchError(f"--storage: {path} is an SQLite database of another application (tables: {listed}), "
+                             f"not an Optuna storage; nothing was written to it — give a new file (for {shown})")
+
+
+def _journal_storage(path: Path, shown: str):
+    """Optuna's journal storage on ``path``; a file of JSON lines that are not Optuna's records is one line."""
+    try:
+        return optuna.storages.JournalStorage(_journal_backend(path))
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, (OSError, json.JSONDecodeError)):  # a torn or damaged file: storage_faults says so
+            raise
+        raise WorkbenchError(f"--storage: {path} is not an Optuna journal: its records cannot be replayed "
+                             f"({type(exc).__name__}: {str(exc)[:80]}); give a new file (for {shown})") from None
 
 
 def _journal_backend(path: Path):

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from workbench._infra.errors import WorkbenchError
+from workbench._infra.errors import WorkbenchError, shown
 from workbench.model.data import load_dataset
 from workbench.model.evaluators import EVALUATORS
 from workbench.storages.storage import storage_faults, tally_lock
@@ -34,6 +34,7 @@ from workbench.study.stored import StoredStudy
 # A trial's own training seed is ``study seed + trial number`` (the search's rule); repeat i adds i times
 # this stride, a prime above any trial count, so a repeat never reuses another trial's seed.
 REPEAT_SEED_STRIDE = 1_000_003
+MAX_REPEATS = 100  # extra seeds per architecture: far past what a mean ± std needs; a million would never end
 MAX_ROUNDS_FACTOR = 4  # at most this × top candidates are repeated in one call
 
 
@@ -99,9 +100,12 @@ def repeat_front(study: StoredStudy | str, storage: str | None = None, *, top: i
 
 
 def _check_counts(top: int, repeats: int) -> None:
+    """``--top`` >= 1 (a larger one than the front takes the whole front); ``--repeats`` from 1 to MAX_REPEATS."""
     for flag, value in (("--top", top), ("--repeats", repeats)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise WorkbenchError(f"{flag}: must be an integer >= 1, got {value!r}")
+    if repeats > MAX_REPEATS:
+        raise WorkbenchError(f"--repeats: at most {MAX_REPEATS} extra seeds per candidate, got {shown(repeats)}")
 
 
 def _top(stored: StoredStudy, profile, top: int) -> list[TrialRecord]:

@@ -43,6 +43,12 @@ class ModeledSource(LutSource):
             return LutSource(context, lut, settings["lut_name"])
         return cls(context, lut, settings["lut_name"], ModeledLatency(settings["latency_model"], context.clock_mhz))
 
+    def check_covers(self, space) -> None:
+        """Also reads ``latency_model.yaml`` now: a search checks this before its study is touched, and a broken
+        file must fail here, not at the first op the LUT lacks, halfway through the search."""
+        self.model.constants()
+        super().check_covers(space)
+
     def _unlisted(self, op: Op) -> tuple[float, bool]:
         ms = self.model.ms(op)
         return (ms, False) if ms is not None else super()._unlisted(op)
