@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -345,6 +344,16 @@ def _unsupported_onnx(rng) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
+
+def _storage_argv(command: str, d: Path, path: Path) -> list[str]:
+    """``command`` pointed at the storage file ``path`` (a search writes its study there; the others read one)."""
+    if command == "search":
+        argv = search_argv(d)
+        argv[argv.index("--storage") + 1] = f"sqlite:///{path}"
+        return argv
+    argv = [command, "--study", "hostile", "--storage", f"sqlite:///{path}"]
+    return argv + {"export": ["--out", str(d / "out")], "train-cost": ["--scheme", "bias:1"]}.get(command, [])
+
 def gen_foreign_content(workdir, rng, n, db):
     """Well-formed files of the right storage format holding something else: a SQLite database of another
     application or of another Optuna schema, a ZIP/npz/HDF5/SQLite file where a model is expected, YAML that is
@@ -359,13 +368,7 @@ def gen_foreign_content(workdir, rng, n, db):
         if kind in ("sqlite-foreign", "optuna-other-schema"):
             path = d / "other.db"
             _foreign_sqlite(path, rng) if kind == "sqlite-foreign" else _other_schema(path, db, rng)
-            command = rng.choice(["search", "pareto", "export", "worker", "repeats", "train-cost"])
-            if command == "search":
-                argv = search_argv(d)
-                argv[argv.index("--storage") + 1] = f"sqlite:///{path}"
-            else:
-                argv = [command, "--study", "hostile", "--storage", f"sqlite:///{path}"]
-                argv += {"export": ["--out", str(d / "out")], "train-cost": ["--scheme", "bias:1"]}.get(command, [])
+            argv = _storage_argv(rng.choice(["search", "pareto", "export", "worker", "repeats", "train-cost"]), d, path)
             names, untouched = str(path), (_digest(path),)
         elif kind == "model-other-format":
             path = d / f"model.{rng.choice(['tflite', 'onnx'])}"
@@ -422,13 +425,7 @@ def gen_foreign_content(workdir, rng, n, db):
             if rng.random() < 0.5:
                 study.set_user_attr("settings", rng.choice([[1, 2], "text", {"space": 3}]))
             del study
-            command = rng.choice(["pareto", "repeats", "export", "train-cost", "worker", "search"])
-            if command == "search":
-                argv = search_argv(d)
-                argv[argv.index("--storage") + 1] = f"sqlite:///{path}"
-            else:
-                argv = [command, "--study", "hostile", "--storage", f"sqlite:///{path}"]
-                argv += {"export": ["--out", str(d / "out")], "train-cost": ["--scheme", "bias:1"]}.get(command, [])
+            argv = _storage_argv(rng.choice(["pareto", "repeats", "export", "train-cost", "worker", "search"]), d, path)
             names = "hostile"
         else:
             path = d / "measured.csv"
