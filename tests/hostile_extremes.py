@@ -82,6 +82,12 @@ def _measurements(d: Path, ms: str) -> Path:
     return path
 
 
+def _each_case(workdir, klass: str, kinds: list[str], n: int, rng):
+    """``n`` cases of ``klass``: (index, its folder, its kind), every kind once first, then seeded picks."""
+    for i in range(n):
+        yield i, case_dir(workdir, klass, i), kinds[i] if i < len(kinds) else rng.choice(kinds)
+
+
 # ------------------------------------------------------------------------------------------ numeric extremes
 
 def gen_numeric_extremes(workdir, rng, n, db):
@@ -91,9 +97,7 @@ def gen_numeric_extremes(workdir, rng, n, db):
              "calibrate-strength", "kit-seed", "trial-number", "export-epochs", "train-cost-batch", "repeats-top",
              "profile-limit", "worker-trials"]
     cases = []
-    for i in range(n):
-        d = case_dir(workdir, "numeric-extremes", i)
-        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+    for i, d, kind in _each_case(workdir, "numeric-extremes", kinds, n, rng):
         huge = _huge_int(rng)
         if kind.startswith("search-"):
             flag = "--" + kind.split("-")[1]
@@ -178,9 +182,7 @@ def gen_zero_size(workdir, rng, n, db):
              "journal", "data-folder", "images-zero-bytes", "empty-zip-npz", "empty-flag", "blank-space-file",
              "weights", "class-folders-empty"]
     cases = []
-    for i in range(n):
-        d = case_dir(workdir, "zero-size", i)
-        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+    for i, d, kind in _each_case(workdir, "zero-size", kinds, n, rng):
         if kind in ("space-file", "blank-space-file"):
             path = d / "space.yaml"
             path.write_text("" if kind == "space-file" else rng.choice(["\n", "   \n\n", "# only a comment\n", "---\n",
@@ -361,9 +363,7 @@ def gen_foreign_content(workdir, rng, n, db):
     kinds = ["sqlite-foreign", "optuna-other-schema", "model-other-format", "onnx-unsupported", "yaml-not-mapping",
              "npz-other-keys", "weights-other-format", "journal-foreign", "optuna-other-app", "measurements-other"]
     cases = []
-    for i in range(n):
-        d = case_dir(workdir, "foreign-content", i)
-        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+    for i, d, kind in _each_case(workdir, "foreign-content", kinds, n, rng):
         untouched = ()
         if kind in ("sqlite-foreign", "optuna-other-schema"):
             path = d / "other.db"
@@ -443,9 +443,7 @@ def gen_resource_flags(workdir, rng, n, db):
     kinds = ["workers", "trials-with-budget", "repeats-command", "search-repeats", "profile-warmup", "quick-models",
              "space-channels", "space-length", "population", "train-cost-batch", "export-epochs", "space-largest"]
     cases = []
-    for i in range(n):
-        d = case_dir(workdir, "resource-flags", i)
-        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choice(kinds)
+    for i, d, kind in _each_case(workdir, "resource-flags", kinds, n, rng):
         big = rng.choice([10 ** 5, 10 ** 6, 10 ** 7, rng.randint(10 ** 4, 10 ** 9)])
         if kind == "workers":
             value = rng.choice([100_000, CORES * rng.randint(64, 4096), 10 ** 6])

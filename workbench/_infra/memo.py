@@ -17,7 +17,26 @@ V = TypeVar("V")
 _MISSING = object()
 
 
-class BoundedMemo:
+class _Memo:
+    """What both memos share: a size, a lock for writers, and ``len``/``clear`` over their entries."""
+
+    _entries: dict
+
+    def __init__(self, maxsize: int, least: int):
+        if maxsize < least:
+            raise ValueError(f"maxsize must be >= {least}, got {maxsize}")
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class BoundedMemo(_Memo):
     """``key → value`` for at most ``maxsize`` keys, least recently used dropped first.
 
     A lock guards inserting and evicting (the live search and the export panel score from two threads);
@@ -26,11 +45,8 @@ class BoundedMemo:
     either result is kept."""
 
     def __init__(self, maxsize: int):
-        if maxsize < 1:
-            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
-        self.maxsize = maxsize
+        super().__init__(maxsize, least=1)
         self._entries: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], V]) -> V:
         """The value for ``key``, computed by ``compute()`` and remembered on a miss."""
@@ -59,15 +75,9 @@ class BoundedMemo:
             if len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
-class HotMemo:
+class HotMemo(_Memo):
     """``key → value`` for at most ``maxsize`` keys, read by the scoring hot path (microseconds per architecture).
 
     Why not :class:`BoundedMemo`: its least-recently-used bookkeeping (``move_to_end`` on every hit) costs as
@@ -78,11 +88,8 @@ class HotMemo:
     take none, each being one atomic dictionary call under the GIL."""
 
     def __init__(self, maxsize: int):
-        if maxsize < 2:
-            raise ValueError(f"maxsize must be >= 2, got {maxsize}")
-        self.maxsize = maxsize
+        super().__init__(maxsize, least=2)
         self._entries: dict = {}
-        self._lock = threading.Lock()
         self.lookup = self._entries.get  # ``lookup(key)``: the value, or None
 
     def put(self, key: Hashable, value) -> None:
@@ -94,12 +101,6 @@ class HotMemo:
                     del entries[old]
             entries[key] = value
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 class cached_attribute:

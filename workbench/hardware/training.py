@@ -62,7 +62,7 @@ from workbench.hardware.cost import estimator_for
 from workbench.hardware.profiles import DeviceProfile, load_profile
 from workbench.hardware.trust import latency_trust
 from workbench.model.arch import Architecture
-from workbench.model.train_graph import train_nodes, weight_nodes
+from workbench.model.train_graph import train_nodes, weight_layers
 from workbench.model.update_schemes import UpdateScheme, kept_channels, parse_scheme
 
 OPTIMIZERS = {"sgd": 0, "momentum": 1, "adam": 2}  # optimizer state copies of the trained elements
@@ -440,7 +440,7 @@ class TrainingEstimator:
     def _n_layers(self, seg) -> int:
         n = self._layers.lookup(seg)
         if n is None:
-            n = sum(len(weight_nodes(train_nodes(op))) for op in seg.ops)
+            n = len(weight_layers(seg))
             self._layers.put(seg, n)
         return n
 
@@ -450,7 +450,7 @@ def _notes(twin: Architecture, a: Arith, batch: int, inference) -> list[str]:
     if not inference.supported:
         notes.append(f"{inference.device} does not run {a.precision}: no step latency")
     if a.eager and batch == 1:
-        single = sum(1 for op in twin.ops for n in weight_nodes(train_nodes(op)) if n.bn and n.out_elems == n.cout)
+        single = sum(1 for n in weight_layers(twin) if n.bn and n.out_elems == n.cout)
         if single:
             notes.append(f"PyTorch refuses BatchNorm batch statistics over one value per channel ({single} "
                          f"layer{'s' if single > 1 else ''} at batch 1): train with --batch 2 or more, or with "

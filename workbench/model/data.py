@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.safeio import MAX_DATA_BYTES, one_line, read_npz, size_text
 from workbench.model.families import FAMILIES
-from workbench.model.space import SPACES_DIR, DataShape
+from workbench.model.space import DataShape
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
 SPLIT_SEED = 0
@@ -494,7 +495,7 @@ def check_against_space(dataset: Dataset, space, where: str | None = None) -> li
 
 def _field(space):
     """``name`` → how an error names the space's field: the user's YAML path, or the shipped space's name."""
-    shipped = not space.path or Path(space.path).resolve().parent == SPACES_DIR
+    shipped = not space.path or places.is_shipped(space.path, places.SPACES)
     label = f"space '{space.name}'" if shipped else space.path
     return lambda name: f"{label} {name}"
 

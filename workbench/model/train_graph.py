@@ -184,5 +184,6 @@ def weight_nodes(nodes) -> list[WeightNode]:
 
 
 def weight_layers(arch) -> list[WeightNode]:
-    """Every weight layer of ``arch`` in forward order: what ``last:K``, ``bias:K`` and sparse indices count."""
+    """Every weight layer of ``arch`` (or of a segment: anything with ``ops``) in forward order: what
+    ``last:K``, ``bias:K`` and sparse indices count."""
     return [w for op in arch.ops for w in weight_nodes(train_nodes(op))]

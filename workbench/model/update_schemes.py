@@ -91,15 +91,15 @@ class UpdateScheme:
     def __str__(self) -> str:
         return self.text
 
-    def resolve(self, n_layers: int) -> tuple[LayerUpdate, ...]:
-        """Each of the ``n_layers`` weight layers' update, first layer first; one line naming ``--scheme`` when
+    def resolve(self, n_layers: int, flag: str = "--scheme") -> tuple[LayerUpdate, ...]:
+        """Each of the ``n_layers`` weight layers' update, first layer first; one line naming ``flag`` when
         the scheme asks for layers the network does not have."""
-        return _resolve(self, n_layers)
+        return _resolve(self, n_layers, flag)
 
 
 @lru_cache(maxsize=4096)
-def _resolve(scheme: UpdateScheme, n: int) -> tuple[LayerUpdate, ...]:
-    where = f"--scheme {scheme.text}"
+def _resolve(scheme: UpdateScheme, n: int, flag: str) -> tuple[LayerUpdate, ...]:
+    where = f"{flag} {scheme.text}"
     if n < 1:
         raise WorkbenchError(f"{where}: the network has no weight layer to update")
     if scheme.kind == "full":
@@ -123,9 +123,9 @@ def _resolve(scheme: UpdateScheme, n: int) -> tuple[LayerUpdate, ...]:
 
 
 @lru_cache(maxsize=256)
-def parse_scheme(text: str | UpdateScheme) -> UpdateScheme:
-    """``--scheme`` text → :class:`UpdateScheme`; one line naming the flag and the accepted schemes otherwise
-    (memoised: a search costs every architecture with the same scheme)."""
+def parse_scheme(text: str | UpdateScheme, flag: str = "--scheme") -> UpdateScheme:
+    """``--scheme`` text → :class:`UpdateScheme`; one line naming ``flag`` (the option the text came from) and
+    the accepted schemes otherwise (memoised: a search costs every architecture with the same scheme)."""
     if isinstance(text, UpdateScheme):
         return text
     raw = str(text).strip()
@@ -134,44 +134,44 @@ def parse_scheme(text: str | UpdateScheme) -> UpdateScheme:
     if name in ("full", "classifier") and not arg:
         return UpdateScheme(name)
     if name in ("last", "bias"):
-        return UpdateScheme(name, _count(raw, arg, minimum=1))
+        return UpdateScheme(name, _count(f"{flag} {raw}", arg, minimum=1))
     if name == "sparse" and arg.strip() and arg.strip() != "auto":
-        return _parse_sparse(raw, arg)
+        return _parse_sparse(f"{flag} {raw}", arg)
     if raw == "sparse:auto":
-        raise WorkbenchError(f"--scheme sparse:auto: choosing a sparse scheme by contribution analysis is not "
+        raise WorkbenchError(f"{flag} sparse:auto: choosing a sparse scheme by contribution analysis is not "
                              f"available yet; give one explicitly (accepted: {GRAMMAR})")
-    raise WorkbenchError(f"--scheme: unknown scheme {raw!r} (accepted: {GRAMMAR})")
+    raise WorkbenchError(f"{flag}: unknown scheme {raw!r} (accepted: {GRAMMAR})")
 
 
-def _count(raw: str, arg: str, minimum: int) -> int:
+def _count(where: str, arg: str, minimum: int) -> int:
     arg = arg.strip()
     if not re.fullmatch(r"\d+", arg) or int(arg) < minimum:
-        raise WorkbenchError(f"--scheme {raw}: K must be an integer >= {minimum}, got {arg!r}")
+        raise WorkbenchError(f"{where}: K must be an integer >= {minimum}, got {arg!r}")
     return int(arg)
 
 
-def _parse_sparse(raw: str, arg: str) -> UpdateScheme:
+def _parse_sparse(where: str, arg: str) -> UpdateScheme:
     k, weights, seen = 0, (), set()
     for part in arg.split(","):
         key, eq, value = part.partition("=")
         key = key.strip()
         if not eq or key not in ("bias", "w") or key in seen:
-            raise WorkbenchError(f"--scheme {raw}: expected bias=K and/or w=I@R+J@S, comma-separated, each once "
+            raise WorkbenchError(f"{where}: expected bias=K and/or w=I@R+J@S, comma-separated, each once "
                                  f"(got {part.strip()!r})")
         seen.add(key)
         if key == "bias":
-            k = _count(raw, value, minimum=0)
+            k = _count(where, value, minimum=0)
         else:
-            weights = tuple(_weight_item(raw, item) for item in value.split("+"))
+            weights = tuple(_weight_item(where, item) for item in value.split("+"))
     if not k and not weights:
-        raise WorkbenchError(f"--scheme {raw}: updates nothing (give bias=K with K >= 1 or w=I@R)")
+        raise WorkbenchError(f"{where}: updates nothing (give bias=K with K >= 1 or w=I@R)")
     return UpdateScheme("sparse", k, weights)
 
 
-def _weight_item(raw: str, item: str) -> tuple[int, float]:
+def _weight_item(where: str, item: str) -> tuple[int, float]:
     index, at, ratio = item.strip().partition("@")
     if not re.fullmatch(r"-?\d+", index.strip()) or int(index) == 0:
-        raise WorkbenchError(f"--scheme {raw}: layer index must be a non-zero integer (1 = first, -1 = last), "
+        raise WorkbenchError(f"{where}: layer index must be a non-zero integer (1 = first, -1 = last), "
                              f"got {index.strip()!r}")
     if not at:
         return int(index), 1.0
@@ -180,6 +180,6 @@ def _weight_item(raw: str, item: str) -> tuple[int, float]:
     except ValueError:
         value = math.nan
     if not 0 < value <= 1:
-        raise WorkbenchError(f"--scheme {raw}: ratio must be in (0, 1], got {ratio.strip()!r} for layer "
+        raise WorkbenchError(f"{where}: ratio must be in (0, 1], got {ratio.strip()!r} for layer "
                              f"{index.strip()}")
     return int(index), value

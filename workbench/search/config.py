@@ -19,7 +19,7 @@ from workbench._infra.processes import memory_headroom_bytes
 from workbench.hardware.profiles import DeviceProfile, load_profile, profiles_with
 from workbench.model.data import check_against_space, load_dataset
 from workbench.model.evaluators import EVALUATORS
-from workbench.model.train_graph import train_nodes, weight_nodes
+from workbench.model.train_graph import weight_layers
 from workbench.model.update_schemes import parse_scheme
 from workbench.model.space import SearchSpace, load_space, space_from_text
 from workbench.search.samplers import SAMPLERS, SamplerContext
@@ -92,14 +92,12 @@ class SearchConfig:
         if not wanted and budget is None:
             raise WorkbenchError("--train-scheme: only used with --objectives ...,train_sram or --train-sram-budget; "
                                  "give one of them, or leave it out")
+        scheme = parse_scheme(self.train_scheme, "--train-scheme")
+        fewest = fewest_weight_layers(self.space, self.device, self.data)
         try:
-            scheme = parse_scheme(self.train_scheme)
-            fewest = fewest_weight_layers(self.space, self.device, self.data)
-            scheme.resolve(fewest)
-        except WorkbenchError as exc:  # the scheme grammar's one line, under the search's flag name
-            raise WorkbenchError(str(exc).replace("--scheme", "--train-scheme", 1) +
-                                 (f" (the fewest a network of space {self.space.name!r} has)"
-                                  if "weight layers" in str(exc) else "")) from None
+            scheme.resolve(fewest, "--train-scheme")
+        except WorkbenchError as exc:  # a K beyond the smallest network: say which network that is
+            raise WorkbenchError(f"{exc} (the fewest a network of space {self.space.name!r} has)") from None
 
     @classmethod
     def load(cls, space: SearchSpace | str, device: DeviceProfile | str, data: Any = None, *,
@@ -220,7 +218,7 @@ def fewest_weight_layers(space: SearchSpace, device: DeviceProfile, data, sample
     must not exceed for every candidate to be costed."""
     kwargs = dict(precisions=device.precisions, data=data.data_shape)
     archs = [space.sample(_Smallest(), **kwargs), *space.random_archs(samples, seed=0, **kwargs)]
-    return min(sum(len(weight_nodes(train_nodes(op))) for op in arch.ops) for arch in archs)
+    return min(len(weight_layers(arch)) for arch in archs)
 
 
 def default(name: str):
