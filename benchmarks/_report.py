@@ -58,6 +58,8 @@ if str(ROOT) not in sys.path:
 # ... and the processes a benchmark starts (`python -m workbench.cli` workers) import the same checkout
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([PYTHONPATH] if PYTHONPATH else [])])
 
+from workbench.hardware.machine import cpu_facts  # noqa: E402  (the checkout's, put on the path above)
+
 # the packages a benchmark's numbers can depend on (missing ones are left out of the line)
 PACKAGES = ("torch", "numpy", "scipy", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "optuna",
             "scikit-learn", "aeon")
@@ -74,15 +76,9 @@ def page_name(script: str | Path) -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it (a virtual machine may give only the family)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name as /proc/cpuinfo gives it (a virtual machine may give only the family): the
+    workbench's own reading, the one a measured profile's ``measured_on`` records."""
+    return cpu_facts()[0]
 
 
 def os_name() -> str:
@@ -100,12 +96,7 @@ def os_name() -> str:
 def machine_line() -> str:
     """CPU, cores (and how many this process may use), memory, load average now, OS."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-        memory = f", {mem / 1024 ** 2:.0f} GiB memory"
-    except (OSError, StopIteration, ValueError):
-        memory = ""
+    memory = f", {cpu_facts()[2] / 1024 ** 2:.0f} GiB memory"
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (f"{cpu_model()}, {os.cpu_count()} cores ({usable} usable by this run){memory}; load average "
             f"{load} (1/5/15 min) at start; {os_name()}")
