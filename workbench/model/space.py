@@ -1,4 +1,4 @@
-"""Search spaces: YAML files (shipped in ``search_spaces/``, or the user's own) loaded into validated objects that sample architectures.
+"""Search spaces: YAML files (shipped or the user's own) loaded into validated objects that sample architectures.
 
 A space names a model *family* (a registered lowering: ``mbconv``, ``dscnn``, ``cnn1d``), the
 family's choices, and a quantisation policy part. Sampling goes through a :class:`Suggester`, so an
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from workbench._infra import places
 from workbench._infra.errors import WorkbenchError
@@ -43,6 +43,18 @@ class RandomSuggester:
 
     def choose(self, name, choices):
         return choices[0] if len(choices) == 1 else self.rng.choice(list(choices))
+
+
+class ExtremeSuggester:
+    """Takes the smallest (``pick=min``) or largest (``pick=max``) of numeric choices, else the first: the
+    space's smallest or largest candidate, for checks made before a search (fewest layers, most parameters)."""
+
+    def __init__(self, pick: Callable[[Sequence], Any]):
+        self.pick = pick
+
+    def choose(self, name, choices):
+        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+        return self.pick(choices) if numeric else choices[0]
 
 
 class RecordingSuggester:

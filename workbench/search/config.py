@@ -21,7 +21,7 @@ from workbench.model.data import check_against_space, load_dataset
 from workbench.model.evaluators import EVALUATORS
 from workbench.model.train_graph import weight_layers
 from workbench.model.update_schemes import parse_scheme
-from workbench.model.space import SearchSpace, load_space, space_from_text
+from workbench.model.space import ExtremeSuggester, SearchSpace, load_space, space_from_text
 from workbench.search.samplers import SAMPLERS, SamplerContext
 from workbench.storages.storage import check_study_name
 from workbench.study.front import study_device
@@ -177,22 +177,6 @@ COMPARED = ("space", "device", "data", "objectives", "latency_budget_ms", "epoch
 DEFAULT_TRAIN_SCHEME = "classifier"
 
 
-class _Smallest:
-    """A suggester taking the smallest of numeric choices (depths, expansions), else the first."""
-
-    def choose(self, name, choices):
-        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
-        return min(choices) if numeric else choices[0]
-
-
-class _Largest:
-    """A suggester taking the largest of numeric choices (widths, depths, kernels), else the first."""
-
-    def choose(self, name, choices):
-        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
-        return max(choices) if numeric else choices[0]
-
-
 TRAIN_BYTES_PER_PARAM = 16  # fp32 weights, their gradients and two optimizer moments: what training holds
 
 
@@ -203,7 +187,7 @@ def check_fits_memory(space: SearchSpace, device: DeviceProfile, data) -> None:
     headroom = memory_headroom_bytes()
     if headroom is None:
         return
-    arch = space.sample(_Largest(), precisions=device.precisions, data=data.data_shape)
+    arch = space.sample(ExtremeSuggester(max), precisions=device.precisions, data=data.data_shape)
     need = TRAIN_BYTES_PER_PARAM * arch.n_params
     if need > headroom:
         raise WorkbenchError(f"{space.path or space.name}: its largest candidate has {arch.n_params:,} parameters "
@@ -217,7 +201,7 @@ def fewest_weight_layers(space: SearchSpace, device: DeviceProfile, data, sample
     smallest choices, and a seeded random sample as a check on that guess. What a ``K`` of a train scheme
     must not exceed for every candidate to be costed."""
     kwargs = dict(precisions=device.precisions, data=data.data_shape)
-    archs = [space.sample(_Smallest(), **kwargs), *space.random_archs(samples, seed=0, **kwargs)]
+    archs = [space.sample(ExtremeSuggester(min), **kwargs), *space.random_archs(samples, seed=0, **kwargs)]
     return min(len(weight_layers(arch)) for arch in archs)
 
 
