@@ -211,7 +211,7 @@ def test_schemes_resolve_per_layer():
 
 @pytest.mark.parametrize("text, expected", [
     ("everything", "unknown scheme 'everything'"),
-    ("sparse:auto", "not available yet"),
+    ("sparse:auto", "only `workbench adapt --task T"),
     ("last:0", "K must be an integer >= 1"),
     ("bias:x", "K must be an integer >= 1"),
     ("sparse:bias=2,w=3@1.5", "ratio must be in (0, 1]"),
@@ -267,6 +267,24 @@ def test_train_cost_table_and_json(cli, study):
                                        + max(data["parts"]["forward arena"],
                                              data["parts"]["gradients"] + data["parts"]["scratch (backward errors)"]))
     assert len(data["trust"]) == 2
+
+
+def test_train_cost_compares_repeated_schemes_side_by_side(cli, study):
+    args = ["train-cost", "--study", "tc", "--storage", study, "--trial", "0", "--scheme", "full", "--scheme", "bias:1"]
+    table = cli(*args)
+    assert table.code == 0, table.err
+    rows = {line.split()[0]: line.split() for line in table.out.splitlines() if line.split()[:1] in (["full"],
+                                                                                                     ["bias:1"])}
+    singles = [json.loads(cli("train-cost", "--study", "tc", "--storage", study, "--trial", "0", "--scheme", s,
+                              "--format", "json").out) for s in ("full", "bias:1")]
+    for single in singles:
+        row = rows[single["scheme"]]
+        assert row[7] == f"{single['peak_sram_bytes'] / 1024:.1f}"  # the peak KB column
+        added = single["peak_sram_bytes"] - single["parts"]["forward arena"]
+        assert row[8] == f"{added / 1024:.1f}"
+    both = json.loads(cli(*args, "--format", "json").out)
+    assert [row["scheme"] for row in both] == ["full", "bias:1"]
+    assert both[0]["peak_sram_bytes"] == singles[0]["peak_sram_bytes"]
 
 
 @pytest.mark.parametrize("args, expected", [

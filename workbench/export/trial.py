@@ -69,6 +69,7 @@ from workbench.export.trial_source import (  # noqa: F401
     TrialSource,
     fit_on_device,
     resolve_trial,
+    study_dataset,
     trained_model,
 )
 from workbench.export.verify import (  # noqa: F401
@@ -79,7 +80,6 @@ from workbench.export.verify import (  # noqa: F401
     thresholds,
 )
 from workbench.model.arch import Architecture
-from workbench.model.data import load_dataset
 from workbench.model.quant import deployable_model, layer_bits, on_policy_grid  # noqa: F401  (public: tests, benchmarks)
 from workbench.model.weights import load_weights, read_state_dict  # noqa: F401  (public: --weights)
 from workbench.storages.storage import DEFAULT_STORAGE
@@ -121,13 +121,7 @@ def export_trial(study: str, storage: str = DEFAULT_STORAGE, trial: int | str = 
         read_state_dict(Path(weights))  # a hostile or foreign file is refused before the study and data are read
     source = resolve_trial(study, storage, trial, device)
     checked = {f: check_support(source.arch, FORMATS.get(f)) for f in formats}  # fail before training
-    data_name = data or source.settings.data_source or source.settings.data
-    if not data_name:
-        raise WorkbenchError(f"study {study!r} records no data set; give --data")
-    try:
-        dataset = load_dataset(data_name)
-    except WorkbenchError as exc:
-        raise WorkbenchError(f"--data: cannot load the study's data set ({exc}); give --data") from None
+    dataset = study_dataset(source, data)
     model, training = trained_model(source, dataset, epochs=epochs, weights=weights, log=log)
     context = {"study": study, "storage": source.storage, "trial": source.number, "trial_selector": str(trial),
                "device": source.profile.name, "training": training, "fit": fit_on_device(source, log)}

@@ -17,6 +17,7 @@ from torch import nn
 from workbench._infra.errors import WorkbenchError
 from workbench._infra.notices import RetrainMismatch, notify
 from workbench.model.arch import Architecture
+from workbench.model.data import load_dataset
 from workbench.model.train import evaluate, train_and_evaluate
 from workbench.model.weights import load_weights
 from workbench.storages.storage import redact
@@ -62,6 +63,17 @@ def resolve_trial(study: str, storage: str | None = None, trial: int | str = "be
         raise WorkbenchError(f"--trial: trial {number} of {study!r} was never trained ({_untrained(attrs, frozen)})")
     return TrialSource(study, redact(stored.storage_url), number, Architecture.from_dict(attrs[Keys.ARCH]), attrs,
                        stored.settings, profile)
+
+
+def study_dataset(source: TrialSource, data: str | None = None):
+    """The data set the trial was trained on (``data``, a name or path, overrides the study's record)."""
+    data_name = data or source.settings.data_source or source.settings.data
+    if not data_name:
+        raise WorkbenchError(f"study {source.study!r} records no data set; give --data")
+    try:
+        return load_dataset(data_name)
+    except WorkbenchError as exc:
+        raise WorkbenchError(f"--data: cannot load the study's data set ({exc}); give --data") from None
 
 
 def _untrained(attrs: dict, frozen) -> str:

@@ -525,6 +525,28 @@ def format_table(cost: TrainingCost, title: str, trust: list[str]) -> str:
     return "\n".join(lines)
 
 
+SHORT_PARTS = ("arena", "saved", "grads", "weights", "state", "scratch")  # column heads of the comparison
+
+
+def format_comparison(costs: list[TrainingCost], title: str, trust: list[str]) -> str:
+    """Several schemes of one trial side by side (``train-cost`` with ``--scheme`` repeated): the parts in KB,
+    the peak, what training adds to the forward arena, whether it fits, the modeled step."""
+    head = f"{'scheme':<34}" + "".join(f"{name:>9}" for name in SHORT_PARTS)
+    head += f"{'peak KB':>9}{'added':>8}  {'fits':<5}{'step ms':>9}{'params':>9}"
+    lines = [title, "KB per part (arena = forward arena; added = peak - forward arena: what training adds to "
+             "inference)", head]
+    for c in costs:
+        row = f"{c.scheme:<34}" + "".join(f"{n / 1024:>9.1f}" for _, n, _ in c.parts())
+        step = "-" if c.latency_ms is None else f"{c.latency_ms:.2f}"
+        row += (f"{c.peak_sram_bytes / 1024:>9.1f}{(c.peak_sram_bytes - c.forward_arena) / 1024:>8.1f}  "
+                f"{'yes' if c.fits_sram else 'NO':<5}{step:>9}{c.trained_params:>9,}")
+        lines.append(row)
+    budget = costs[0].sram_budget_bytes
+    lines.append(f"SRAM budget {budget / 1024:.1f} KB; flash {costs[0].flash_bytes / 1024:.1f} KB of "
+                 f"{costs[0].flash_budget_bytes / 1024:.1f} KB; {ARITHS[costs[0].arith].text}")
+    return "\n".join(lines + trust)
+
+
 # ---------------------------------------------------------------- what a search stores per device
 
 SEARCH_OPTIMIZER, SEARCH_ARITH = "sgd", "int8"  # how a search with --train-scheme counts training memory

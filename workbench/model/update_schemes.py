@@ -25,8 +25,11 @@ goes; a subset of output channels would still need the whole input. MCUNetV3's r
 convolutions and the channels of depthwise ones the same way. A ratio keeps ``max(1, floor(channels * R))``
 channels.
 
-Not accepted here: ``sparse:auto`` (choosing the sparse scheme by contribution analysis under a memory budget
-needs accuracy measurements on a task; issue 23, item 4). Pure parsing: no torch, no architecture needed until
+``sparse:auto`` is not a scheme but a request to choose one: a contribution analysis measures, on a task's data,
+what each bias block and each layer's weights at each channel ratio gain, and picks the best sparse scheme under a
+training-memory budget (:mod:`workbench.learning.contribution`). Only ``workbench adapt`` takes it (it has the
+task and the trained model); :func:`parse_scheme` refuses it elsewhere with one line saying so, and
+:func:`is_auto` lets the adapt command recognise it first. Pure parsing: no torch, no architecture needed until
 :meth:`UpdateScheme.resolve`.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import NamedTuple
 
 from workbench._infra.errors import WorkbenchError
 
+AUTO = "sparse:auto"
 GRAMMAR = "full, classifier, last:K, bias:K, sparse:bias=K,w=I@R+J@S (e.g. sparse:bias=6,w=-1@0.5+-3@0.25)"
 
 
@@ -137,10 +141,16 @@ def parse_scheme(text: str | UpdateScheme, flag: str = "--scheme") -> UpdateSche
         return UpdateScheme(name, _count(f"{flag} {raw}", arg, minimum=1))
     if name == "sparse" and arg.strip() and arg.strip() != "auto":
         return _parse_sparse(f"{flag} {raw}", arg)
-    if raw == "sparse:auto":
-        raise WorkbenchError(f"{flag} sparse:auto: choosing a sparse scheme by contribution analysis is not "
-                             f"available yet; give one explicitly (accepted: {GRAMMAR})")
+    if is_auto(raw):
+        raise WorkbenchError(f"{flag} sparse:auto: the scheme is chosen by contribution analysis on a task's data, "
+                             f"which only `workbench adapt --task T --scheme sparse:auto --train-sram-budget KB` "
+                             f"runs; give a scheme explicitly here (accepted: {GRAMMAR})")
     raise WorkbenchError(f"{flag}: unknown scheme {raw!r} (accepted: {GRAMMAR})")
+
+
+def is_auto(text) -> bool:
+    """Is ``text`` the ``sparse:auto`` request (any case and spacing)?"""
+    return isinstance(text, str) and re.sub(r"\s+", "", text).lower() == AUTO
 
 
 def _count(where: str, arg: str, minimum: int) -> int:
