@@ -8,8 +8,16 @@ import pytest
 from workbench._infra.errors import WorkbenchError
 from workbench.model.data import load_dataset
 from workbench.model.space import all_spaces
-from workbench.model.tasks import (TASKS, CepstralChannel, RotateContrast, ShiftTask, load_task, motion_statistics,
-                                   rotation_matrix, tasks_for)
+from workbench.model.tasks import (
+    TASKS,
+    CepstralChannel,
+    RotateContrast,
+    ShiftTask,
+    load_task,
+    motion_statistics,
+    rotation_matrix,
+    tasks_for,
+)
 
 
 def _arrays(data):
