@@ -270,7 +270,8 @@ def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dic
     trial's own measurement; ``accuracy_mean``/``accuracy_std``/``n`` are over every measurement of its
     architecture (the front is drawn from the mean; std is None for a single measurement). Every cost
     objective the prediction carries has its column in shown units, unrounded: each output rounds it once
-    (``Objective.digits`` in tables, ``machine_digits`` in csv/json)."""
+    (``Objective.digits`` in tables, ``machine_digits`` in csv/json). ``precision`` is the kernels the model needs
+    (``Architecture.precision_label``: ``w4a8`` for an int8 model with a 4-bit stage), what ``--precision`` filters."""
     rows = []
     for r in front:
         pred = r.prediction(profile)

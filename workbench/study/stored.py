@@ -27,7 +27,8 @@ class StoredStudy:
 
     ``settings`` (:class:`StudySettings`), ``target`` (the device it aimed at), ``records()`` (one per
     trial), ``architectures()`` (one per trained architecture: every measurement merged), ``front(device)``
-    and ``best(device)`` — the one front rule and the one best rule of :mod:`workbench.study.front`. Every read
+    and ``best(device)`` — the one front rule and the one best rule of :mod:`workbench.study.front` — and
+    ``what_if(device, limits)`` (:mod:`workbench.study.whatif`: other limits and filters, and why trials are missing). Every read
     goes to the storage (live searches append); ``settings`` is read once per ``refresh()``.
     """
 

@@ -24,8 +24,8 @@ rejected before training, duplicates of trained architectures (not retrained), f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from workbench._infra.errors import WorkbenchError, shown
 from workbench.hardware.profiles import DeviceProfile
@@ -132,8 +132,8 @@ class WhatIf:
         left = self.trained - self.on_front
         merged = f" ({self.on_front} trained trials in {len(self.front)} points)" if self.on_front != len(
             self.front) else ""
-        lines = [f"{left} of {self.trained} trained trial{'s' if self.trained != 1 else ''} not on this "
-                 f"front{merged}{':' if left else ''}"]
+        lines = [(f"{left} of {self.trained} trained trial{'s' if self.trained != 1 else ''} not on this "
+                  f"front{merged}{':' if left else ''}")]
         width = len(str(max(self.missing.values(), default=0)))
         lines += [f"  {n:>{width}} {self._words(reason)}" for reason, n in self.missing.items()
                   if n or (reason == "dominated" and left)]
