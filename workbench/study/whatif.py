@@ -68,10 +68,6 @@ class Limits:
             if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 32:
                 raise WorkbenchError(f"--stage-bits: {stage}'s bits must be an integer from 1 to 32, got {shown(bits)}")
 
-    @property
-    def filters(self) -> bool:
-        return bool(self.precisions or self.quant_modes or self.stage_bits)
-
     def flags(self, study_budget_ms: float | None = None, profile: DeviceProfile | None = None,
               target: str | None = None) -> list[str]:
         """The what-if as the flags that give it, each with what it replaces (``--sram-kb 20 (stm32f746: 312
@@ -125,6 +121,7 @@ class WhatIf:
     missing: dict[str, int]
     not_trained: dict[str, int | None]
     lacking: tuple[str, ...] = ()  # the kernels the device lacks, over the trials counted under "kernels"
+    train_budget_kb: float | None = None  # the study's --train-sram-budget (records carry it)
 
     def reason_lines(self) -> list[str]:
         """``22 of 24 trained trials not on this front:`` then one indented line per reason with a count (and
@@ -141,27 +138,32 @@ class WhatIf:
         return lines
 
     def _words(self, reason: str) -> str:
-        limits, device = self.limits, self.profile.name
-        if reason == "kernels":
-            return f"use {' and '.join(map(_kind_words, self.lacking)) or 'kernels'} ({device} runs no " \
-                   f"{', '.join(self.lacking) or 'such kernels'})"
+        """What a reason's line says after its count: the limit or filter by the flag or budget that set it."""
+        limits = self.limits
         if reason in ("sram", "flash"):
-            kb = limits.sram_kb if reason == "sram" else limits.flash_kb
-            budget = self.profile.sram_budget_bytes if reason == "sram" else self.profile.flash_budget_bytes
-            what = "SRAM" if reason == "sram" else "flash"
-            return f"over --{reason}-kb {kb:g}" if kb is not None else \
-                f"over {device}'s {budget / 1024:.0f} KB of {what} for the model"
+            return self._memory_words(reason)
+        if reason == "kernels":
+            return (f"use {' and '.join(map(_kind_words, self.lacking)) or 'kernels'} ({self.profile.name} runs no "
+                    f"{', '.join(self.lacking) or 'such kernels'})")
         if reason == "latency":
-            return f"over --latency-budget {limits.latency_budget_ms:g} ms" if limits.latency_budget_ms is not None \
-                else f"over the study's {self.latency_budget_ms:g} ms latency budget"
+            return (f"over --latency-budget {limits.latency_budget_ms:g} ms" if limits.latency_budget_ms is not None
+                    else f"over the study's {self.latency_budget_ms:g} ms latency budget")
         if reason == "train_sram":
-            return "over the study's training SRAM budget (--train-sram-budget)"
+            return f"over the study's {self.train_budget_kb:g} KB training SRAM budget (--train-sram-budget)"
         if reason == "dominated":
             return "dominated (a front point is as good or better on every objective)"
-        flag, values = {"precision": ("--precision", limits.precisions), "quant_mode": ("--quant-mode",
-                                                                                        limits.quant_modes),
+        flag, values = {"precision": ("--precision", limits.precisions),
+                        "quant_mode": ("--quant-mode", limits.quant_modes),
                         "stage_bits": ("--stage-bits", [f"{s}={b}" for s, b in limits.stage_bits])}[reason]
         return f"left out by {flag} {','.join(values)}"
+
+    def _memory_words(self, reason: str) -> str:
+        kb = self.limits.sram_kb if reason == "sram" else self.limits.flash_kb
+        if kb is not None:
+            return f"over --{reason}-kb {kb:g}"
+        budget = self.profile.sram_budget_bytes if reason == "sram" else self.profile.flash_budget_bytes
+        return f"over {self.profile.name}'s {budget / 1024:.0f} KB of {'SRAM' if reason == 'sram' else 'flash'} " \
+               f"for the model"
 
     def to_dict(self) -> dict:
         """``missing`` for JSON: trained / on_front / not_on_front (every reason) / not_trained."""
@@ -197,8 +199,10 @@ def front_under(records: Sequence[TrialRecord], profile: DeviceProfile, limits: 
     front = non_dominated(fits, profile, objectives)
     on_front = sum(weight[r.number] for r in front)
     missing["dominated"] = sum(weight[r.number] for r in fits) - on_front
+    training = next((r.training for r in records if r.training is not None), None)
     return WhatIf(front, profile, limits, budget, sum(weight.values()), on_front, missing,
-                  _not_trained(records, failed), tuple(p for p in PRECISIONS if p in lacking))
+                  _not_trained(records, failed), tuple(p for p in PRECISIONS if p in lacking),
+                  training.budget_kb if training else None)
 
 
 def not_trained_text(counts: dict[str, int | None]) -> str:
