@@ -95,7 +95,7 @@ def gen_numeric_extremes(workdir, rng, n, db):
     kinds = ["search-seed", "search-trials", "search-epochs", "search-population", "latency-budget", "heartbeat",
              "repeat-flags", "train-sram-budget", "space-yaml", "profile-yaml", "lut-macs", "measurements-ms",
              "calibrate-strength", "kit-seed", "trial-number", "export-epochs", "train-cost-batch", "repeats-top",
-             "profile-limit", "worker-trials"]
+             "profile-limit", "worker-trials", "pareto-whatif"]
     cases = []
     for i, d, kind in _each_case(workdir, "numeric-extremes", kinds, n, rng):
         huge = _huge_int(rng)
@@ -168,6 +168,11 @@ def gen_numeric_extremes(workdir, rng, n, db):
             flag = rng.choice(["--limit", "--warmup", "--repeats"])
             argv = ["profile", "--out", str(d / "prof"), "--space", "sensor-imu", flag, rng.choice([huge, "-" + huge])]
             names = flag
+        elif kind == "pareto-whatif":  # what-if limits after the search: past any device, negative, not finite
+            flag = rng.choice(["--latency-budget", "--sram-kb", "--flash-kb", "--stage-bits"])
+            value = f"b1={rng.choice([huge, '-' + huge])}" if flag == "--stage-bits" else \
+                rng.choice([huge, "-" + huge, huge + "e10", "1e999", "nan", "-inf"])
+            argv, names = _study_argv("pareto", d, db) + [flag, value], flag
         else:
             argv, names = _study_argv("worker", d, db) + ["--trials", rng.choice([huge, "-" + huge])], "--trials"
         cases.append(Case("numeric-extremes", kind, _joined(argv), names, str(d)))

@@ -24,7 +24,7 @@ def test_search_then_pareto_for_other_devices(tmp_path, cli):
     assert again.code == 0 and "already complete (3/3 trained trials)" in again.err and "trial " not in again.err
     assert "Pareto front on stm32f746" in again.out
     as_json = cli("pareto", "--study", "e2e", "--storage", storage, "--format", "json")
-    rows = json.loads(as_json.out)
+    rows = json.loads(as_json.out)["front"]  # {study, device, limits, front, missing}
     assert rows and {"trial", "accuracy", "latency_ms", "peak_sram_kb", "flash_kb", "macs"} <= set(rows[0])
     assert "study 'e2e' on stm32f746" in as_json.err  # the header goes to stderr for csv/json
     other = cli("pareto", "--study", "e2e", "--storage", storage, "--device", "stm32l4r5", "--format", "csv")
@@ -403,7 +403,7 @@ def test_search_for_on_device_learning_then_pareto_recomputes_training_memory(tm
                                                                                        "name: m7-other", 1))
     other = cli("pareto", "--study", "learn", "--storage", storage, "--device", folder, "--format", "json")
     assert other.code == 0, other.err
-    rows = json.loads(other.out)
+    rows = json.loads(other.out)["front"]
     assert rows and "on m7-other" in other.err
     stored = StoredStudy("learn", storage)
     archs = {t.number: Architecture.from_dict(t.user_attrs["arch"]) for t in stored.study.get_trials()}

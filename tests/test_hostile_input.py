@@ -275,7 +275,7 @@ def test_extreme_classes_are_one_line(runner, workdir, study_db, klass):
     """Issue 27's four classes (numeric extremes, zero-size inputs, foreign content in a valid format, resource
     flags beyond the machine): every kind of each generator once, seeded by the class name; a foreign
     database must come out byte-for-byte unchanged (``Case.untouched``, judged by ``problems``)."""
-    n = {"numeric-extremes": 20, "zero-size": 16, "foreign-content": 12, "resource-flags": 12}[klass]
+    n = {"numeric-extremes": 21, "zero-size": 16, "foreign-content": 12, "resource-flags": 12}[klass]
     for case in hx.GENERATORS[klass](workdir / klass, random.Random(klass), n, study_db):
         outcome = _assert_refused(runner, case)
         mark = EXTREME_MARKS.get(case.label)

@@ -148,7 +148,7 @@ def test_repeats_train_other_seeds_of_the_top_once(tmp_path, cli):
     assert best.number == 2 and best.n == 2 and best.measurements[0] == 0.99
     assert f"{best.accuracy_mean:.4f} ± {best.accuracy_std:.4f} (n=2)" in run.out
     rows = {row["trial"]: row for row in json.loads(cli("pareto", "--study", "r", "--storage", url,
-                                                          "--format", "json").out)}
+                                                          "--format", "json").out)["front"]}
     assert (rows[2]["accuracy"], rows[2]["n"], rows[2]["accuracy_std"]) == (0.99, 2, round(best.accuracy_std, 4))
     assert (rows[0]["n"], rows[0]["accuracy_std"], rows[0]["accuracy_mean"]) == (1, None, 0.1)
     again = cli("repeats", "--study", "r", "--storage", url, "--top", 1, "--repeats", 1)

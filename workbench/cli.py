@@ -76,6 +76,7 @@ from workbench.study.repeats import MAX_REPEATS, repeat_front, repeat_summary
 from workbench.study.schema import Keys
 from workbench.study.stored import StoredStudy
 from workbench.study.trial_pick import trial_architecture
+from workbench.study.whatif import Limits, not_trained_text, parse_limits
 
 QUICKSTART_REPEATS = 2  # the quickstart ends by re-training its top 3 front points with 2 other seeds each
 
@@ -184,8 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_flags(p, "name of the study to read (as given to search/quickstart)")
     p.add_argument("--device", default=None, help="profile to draw the front for (default: the study's target)")
     p.add_argument("--format", default="table", choices=("table", "csv", "json"),
-                   help="table (with a header line naming study, device, budget, objectives), or csv/json "
-                   "(machine-readable; the header goes to stderr) (default %(default)s)")
+                   help="table (with a header line naming study, device, budget, objectives, and why the other "
+                   "trained trials are not on the front), or csv/json (machine-readable; the header goes to stderr, "
+                   "the reasons into the JSON or to stderr for csv) (default %(default)s)")
+    whatif = p.add_argument_group("what-if limits and filters", "applied to the stored predictions on --device "
+                                  "after the search: nothing is retrained or written; a looser limit than the "
+                                  "search's brings back no candidate it rejected (those were never trained)")
+    whatif.add_argument("--latency-budget", default=None, metavar="MS",
+                        help="latency budget in ms in place of the study's ('none': no budget)")
+    whatif.add_argument("--sram-kb", default=None, metavar="KB",
+                        help="limit for the model's peak SRAM (the SRAM KB column) in place of the device's")
+    whatif.add_argument("--flash-kb", default=None, metavar="KB",
+                        help="limit for the model's flash (the flash KB column) in place of the device's")
+    whatif.add_argument("--precision", action="append", default=[], metavar="P[,P]",
+                        help="keep fp32, int8 (8-bit weights throughout) and/or w4a8 (a stage with 4-bit weights) "
+                        "models: the prec column")
+    whatif.add_argument("--quant-mode", action="append", default=[], metavar="M[,M]",
+                        help="keep models quantised this way: ptq, qat, or none (fp32)")
+    whatif.add_argument("--stage-bits", action="append", default=[], metavar="STAGE=BITS",
+                        help="keep models whose STAGE has BITS-bit weights (e.g. b3=4; repeat for several stages)")
     p.set_defaults(handler=cmd_pareto)
 
     p = sub.add_parser("repeats", help="re-train the top of a study's front with other seeds (accuracy mean ± std)",
@@ -435,12 +453,11 @@ def _tally(study) -> str:
     retrained`` (duplicates: proposed again after training; extra seeds are ``workbench repeats``)."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     trained = sum(map(is_trained, complete))
-    rejected = sum(bool(t.user_attrs.get(Keys.REJECTED)) for t in complete)
-    duplicates = sum(t.user_attrs.get(Keys.DUPLICATE_OF) is not None for t in complete)
+    counts = {"rejected": sum(bool(t.user_attrs.get(Keys.REJECTED)) for t in complete),
+              "duplicates": sum(t.user_attrs.get(Keys.DUPLICATE_OF) is not None for t in complete)}
     parts = [f"{trained} trained trial{'s' if trained != 1 else ''}"]
-    if rejected or duplicates:
-        parts.append(f"{rejected} candidate{'s' if rejected != 1 else ''} rejected before training, "
-                     f"{duplicates} duplicate{'s' if duplicates != 1 else ''} of trained architectures not retrained")
+    if any(counts.values()):
+        parts.append(not_trained_text(counts))  # the words `pareto` counts the never-trained candidates in
     return "; ".join(parts)
 
 
@@ -481,22 +498,34 @@ def _start_workers(study: str, storage: str, trials: int, n: int, heartbeat: int
 
 
 def cmd_pareto(args) -> int:
+    limits = parse_limits(latency_budget=args.latency_budget, sram_kb=args.sram_kb, flash_kb=args.flash_kb,
+                          precision=args.precision, quant_mode=args.quant_mode, stage_bits=args.stage_bits)
     stored = StoredStudy(args.study, args.storage)
-    print_front(stored, args.device, args.format)
+    print_front(stored, args.device, args.format, limits)
     return 0
 
 
-def print_front(stored, device=None, fmt: str = "table") -> None:
-    """A stored study's front on ``device`` (default: its target): the header line, then the rows (mean ±
-    std where an architecture has several measurements). csv/json keep the header on stderr."""
+def print_front(stored, device=None, fmt: str = "table", limits: Limits | None = None) -> None:
+    """A stored study's front on ``device`` (default: its target) under what-if ``limits``: the header line,
+    the rows (mean ± std where an architecture has several measurements), then why every other trained trial is
+    not on it. csv keeps the header and reasons on stderr; json holds ``front``, ``limits`` and ``missing``."""
     settings = stored.settings
     profile = stored.device(device)
-    front = stored.front(profile)
-    rows = front_rows(front, profile)
-    header = pareto_header(stored.name, settings, profile, len(front), _quality_note(settings.evaluator, stored.study))
-    for line in (header, trust_note(profile, front)):
-        print(line, file=sys.stdout if fmt == "table" else sys.stderr)  # csv/json stay machine-readable
-    print(format_rows(rows, fmt))
+    limits = limits or Limits()
+    result = stored.what_if(profile, limits)
+    rows = front_rows(result.front, profile)
+    header = pareto_header(stored.name, settings, profile, len(result.front),
+                           _quality_note(settings.evaluator, stored.study),
+                           limits.flags(settings.latency_budget_ms, profile, settings.device))
+    out = sys.stdout if fmt == "table" else sys.stderr  # csv/json stay machine-readable
+    print(header, file=out)
+    print(trust_note(profile, result.front), file=out)
+    if fmt == "json":
+        print(json.dumps({"study": stored.name, "device": profile.name, "limits": limits.to_dict(),
+                          "front": _machine_rounded(rows), "missing": result.to_dict()}, indent=2))
+        return
+    print(format_rows(rows, fmt) if rows or fmt != "table" else "(no trained trial on this front: why, below)")
+    print("\n".join(result.reason_lines()), file=out)
 
 
 def cmd_repeats(args) -> int:
@@ -508,9 +537,10 @@ def cmd_repeats(args) -> int:
     return 0
 
 
-def pareto_header(study: str, settings, device, n_front: int, quality: str = "") -> str:
-    """One line: which study, which device (and whether it is the study's target), budget, objectives and
-    ``quality`` (what the accuracy column is: :func:`_quality_note`)."""
+def pareto_header(study: str, settings, device, n_front: int, quality: str = "", what_if=()) -> str:
+    """One line: which study, which device (and whether it is the study's target), budget, the what-if limits
+    and filters applied after the search (``Limits.flags``), objectives and ``quality`` (what the accuracy
+    column is: :func:`_quality_note`)."""
     target, budget = settings.device, settings.latency_budget_ms
     whose = "the study's target" if device.name == target else f"the study targeted {target}"
     limit = f"latency budget {budget:g} ms" if budget else "no latency budget"
@@ -518,6 +548,8 @@ def pareto_header(study: str, settings, device, n_front: int, quality: str = "")
         train_budget = settings.train_sram_budget_kb
         limit += (f"; training memory of --train-scheme {settings.train_scheme} ({SEARCH_ARITH}, {SEARCH_OPTIMIZER})"
                   f"{f', budget {train_budget:g} KB' if train_budget else ''}")
+    if what_if:
+        limit += f"; what-if after the search: {', '.join(what_if)}"
     return (f"Pareto front of study '{study}' on {device.name} ({whose}; {limit}; objectives "
             f"{', '.join(settings.objectives)}{'; ' + quality if quality else ''}): "
             f"{n_front} trial{'s' if n_front != 1 else ''}")

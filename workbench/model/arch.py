@@ -58,6 +58,15 @@ class Architecture:
         return int(self.choice.get(f"{stage}_wbits", 8))
 
     @property
+    def precision_label(self) -> str:
+        """``fp32``, ``int8``, or ``w4a8`` when any stage keeps 4-bit weights (its stem and head stay 8-bit): the
+        narrowest kernels the model needs, in the vocabulary of a device profile's ``precisions:`` — what the
+        front's ``prec`` column prints and ``pareto --precision`` filters on."""
+        if self.precision != "fp32" and any(int(v) < 8 for k, v in self.choices if k.endswith("_wbits")):
+            return "w4a8"
+        return self.precision
+
+    @property
     def activation_bits(self) -> int:
         return 32 if self.precision == "fp32" else 8
 

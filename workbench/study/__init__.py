@@ -1,6 +1,7 @@
 """A stored study read back: what it can optimise (the objectives registry), its schema (attribute keys,
-settings), Pareto fronts for any device without retraining, noise-aware repeats, front comparisons, and the
-fingerprint that keeps resumes honest.
+settings), Pareto fronts for any device without retraining, what-if limits and filters after the search with
+the reason every other trained trial is missing, noise-aware repeats, front comparisons, and the fingerprint
+that keeps resumes honest.
 
 Floor 4: reads what :mod:`workbench.search` wrote, through :mod:`workbench.storages`; costs with
 :mod:`workbench.hardware`.

@@ -102,11 +102,17 @@ class TrialRecord:
         notebook's plot colours, the inspector, the comparison's empty-front reasons and the export warning ask this."""
         return [text for _, text in self.misfits(profile, latency_budget_ms)]
 
-    def misfits(self, profile: DeviceProfile, latency_budget_ms: float | None = None) -> list[tuple[str, str]]:
-        """``fit_problems`` with a kind each (``kernels``, ``sram``, ``flash``, ``latency``) for counting. The
-        limits are the search's own constraints (``cost.violations``: > 0 is over), read from the stored prediction."""
+    def misfits(self, profile: DeviceProfile, latency_budget_ms: float | None = None, *,
+                sram_kb: float | None = None, flash_kb: float | None = None) -> list[tuple[str, str]]:
+        """``fit_problems`` with a kind each (``kernels``, ``sram``, ``flash``, ``latency``, ``train_sram``), in
+        that order, for counting. The limits are the search's own constraints (``cost.violations``: > 0 is over),
+        read from the stored prediction; ``sram_kb``/``flash_kb`` put what-if limits for the model's peak SRAM
+        and flash in place of the device's budgets (:mod:`workbench.study.whatif`)."""
         pred = self.prediction(profile)
-        over = violations(SimpleNamespace(**pred), profile, latency_budget_ms)
+        limits = SimpleNamespace(
+            sram_budget_bytes=profile.sram_budget_bytes if sram_kb is None else sram_kb * 1024,
+            flash_budget_bytes=profile.flash_budget_bytes if flash_kb is None else flash_kb * 1024)
+        over = violations(SimpleNamespace(**pred), limits, latency_budget_ms)
         problems = []
         if over["unsupported_precision"] > 0:
             kinds = set().union(*(seg.precisions for seg in self.arch.segments)) - set(profile.precisions)
@@ -114,10 +120,10 @@ class TrialRecord:
                                         f"{', '.join(map(_kernel_words, sorted(kinds))) or 'it'}"))
         if over["sram_kb_over"] > 0:
             problems.append(("sram", f"peak SRAM {pred['peak_sram_bytes'] / 1024:.1f} KB > "
-                                     f"{profile.sram_budget_bytes / 1024:.0f} KB"))
+                                     f"{_limit_kb(limits.sram_budget_bytes, sram_kb)} KB"))
         if over["flash_kb_over"] > 0:
             problems.append(("flash", f"flash {pred['flash_bytes'] / 1024:.1f} KB > "
-                                      f"{profile.flash_budget_bytes / 1024:.0f} KB"))
+                                      f"{_limit_kb(limits.flash_budget_bytes, flash_kb)} KB"))
         if over.get("latency_ms_over", 0) > 0:
             problems.append(("latency", f"latency {pred['latency_ms']:.3f} ms > budget {latency_budget_ms:g} ms"))
         budget = self.training.budget_kb if self.training else None
@@ -130,6 +136,11 @@ class TrialRecord:
         """The value of ``objective`` (a registered name) on ``profile``, in stored units."""
         entry = OBJECTIVES[objective]
         return self.accuracy if entry.quality else entry.value(self.prediction(profile))
+
+
+def _limit_kb(budget_bytes: float, what_if_kb: float | None) -> str:
+    """A device budget in whole KB; a what-if limit as the person gave it."""
+    return f"{budget_bytes / 1024:.0f}" if what_if_kb is None else f"{what_if_kb:g}"
 
 
 def _kernel_words(kind: str) -> str:
@@ -217,6 +228,14 @@ def pareto_front(records: Sequence[TrialRecord], profile: DeviceProfile,
     """
     candidates = [r for r in by_architecture(records)
                   if r.accuracy is not None and r.feasible_on(profile, latency_budget_ms)]
+    return non_dominated(candidates, profile, objectives)
+
+
+def non_dominated(candidates: Sequence[TrialRecord], profile: DeviceProfile,
+                  objectives: Sequence[str] = ("accuracy", "latency")) -> list[TrialRecord]:
+    """The candidates (grouped, trained, already known to fit) no other candidate dominates on ``objectives``,
+    sorted by the second objective, then trial number: the last step of every front (``pareto_front``, the
+    what-if front of :mod:`workbench.study.whatif`)."""
     points = [_as_minimised(r, objectives, profile) for r in candidates]
     front = [r for r, p in zip(candidates, points)
              if not any(_dominates(q, p) for q in points if q is not p)]
@@ -251,7 +270,8 @@ def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dic
     trial's own measurement; ``accuracy_mean``/``accuracy_std``/``n`` are over every measurement of its
     architecture (the front is drawn from the mean; std is None for a single measurement). Every cost
     objective the prediction carries has its column in shown units, unrounded: each output rounds it once
-    (``Objective.digits`` in tables, ``machine_digits`` in csv/json)."""
+    (``Objective.digits`` in tables, ``machine_digits`` in csv/json). ``precision`` is the kernels the model needs
+    (``Architecture.precision_label``: ``w4a8`` for an int8 model with a 4-bit stage), what ``--precision`` filters."""
     rows = []
     for r in front:
         pred = r.prediction(profile)
@@ -266,7 +286,7 @@ def front_rows(front: Sequence[TrialRecord], profile: DeviceProfile) -> list[dic
             "macs": pred["macs"],
             "params": pred["params"],
             "interpolated_ops": pred["interpolated_ops"],
-            "precision": r.arch.precision,
+            "precision": r.arch.precision_label,
             "architecture": r.arch.summary(),
         })
     return rows

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from workbench._infra.errors import WorkbenchError
 from workbench.storages.storage import DEFAULT_STORAGE, load_study
-from workbench.study import front
+from workbench.study import front, whatif
 from workbench.study.front import TrialRecord
 from workbench.study.schema import StudySettings
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import optuna
 
     from workbench.hardware.profiles import DeviceProfile
+    from workbench.study.whatif import Limits, WhatIf
 
 
 class StoredStudy:
@@ -26,7 +27,8 @@ class StoredStudy:
 
     ``settings`` (:class:`StudySettings`), ``target`` (the device it aimed at), ``records()`` (one per
     trial), ``architectures()`` (one per trained architecture: every measurement merged), ``front(device)``
-    and ``best(device)`` — the one front rule and the one best rule of :mod:`workbench.study.front`. Every read
+    and ``best(device)`` — the one front rule and the one best rule of :mod:`workbench.study.front` — and
+    ``what_if(device, limits)`` (:mod:`workbench.study.whatif`: other limits and filters, and why trials are missing). Every read
     goes to the storage (live searches append); ``settings`` is read once per ``refresh()``.
     """
 
@@ -87,6 +89,17 @@ class StoredStudy:
         """The best rule: highest mean accuracy on the front, ties → lower latency → lower trial number."""
         profile = self.device(device)
         return front.best_of(self.front(profile, records=records), profile)
+
+    def what_if(self, device: "DeviceProfile | str | None" = None, limits: "Limits | None" = None,
+                records: "list[TrialRecord] | None" = None) -> "WhatIf":
+        """The front on ``device`` under what-if ``limits`` (:mod:`workbench.study.whatif`: nothing retrained,
+        nothing written) and, for every trained trial not on it, the first reason; failed trials counted beside."""
+        import optuna  # heavy: optuna
+
+        failed = len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+        return whatif.front_under(self.records() if records is None else records, self.device(device),
+                                  limits or whatif.Limits(), tuple(self.settings.objectives),
+                                  self.settings.latency_budget_ms, failed)
 
     def trial(self, number: int) -> "optuna.trial.FrozenTrial | None":
         """The stored trial ``number`` (any state), or None."""
