@@ -110,7 +110,7 @@ CLIP_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
 # Fine-tuning defaults, chosen on the probe tasks (see the module's report): plain SGD, cosine-decayed.
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 32
-DEFAULT_LR = 0.05
+DEFAULT_LR = 0.1
 
 
 # ---------------------------------------------------------------- the integer layer
@@ -234,7 +234,10 @@ class IntLayer(nn.Module):
         if self.compensation is not None:
             y = y * self.compensation.view(1, -1, *([1] * (y.dim() - 2)))
         y = y + b.view(1, -1, *([1] * (y.dim() - 2)))
-        return self.error(y)
+        if not self.error.active:
+            return y
+        # a copy: the in-place activation after this layer must not modify the output of a backward hook's view
+        return self.error(y).clone()
 
 
 # ---------------------------------------------------------------- building the graph
