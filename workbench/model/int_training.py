@@ -356,6 +356,16 @@ def _scale_gradients(graph: nn.Module) -> None:
             m.bias.grad.div_((w.x_scale * w.w_scale).square())
 
 
+@torch.no_grad()
+def _saturate(graph: nn.Module) -> None:
+    """Saturating update: a weight latent stays within its codes' range, as an int8 weight updated in place
+    saturates at the grid's end. Without it the straight-through gradient keeps pushing a clamped latent further
+    out, where moves have no effect and coming back takes as many steps as going out."""
+    for w in int_layers(graph):
+        if w.layer.weight.requires_grad:
+            w.layer.weight.clamp_(w.qmin, w.qmax)
+
+
 def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tensor, y: torch.Tensor, *,
               arith: str | Arithmetic, seed: int, steps: int | None = None, batch: int | None = None,
               lr: float | None = None, optimizer: str = "sgd") -> nn.Module:
@@ -400,6 +410,7 @@ def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tenso
                 _scale_gradients(tuned)
             opt.step()
             sched.step()
+            _saturate(tuned)
         for e in tuned.modules():
             if isinstance(e, ErrorQuant):
                 e.active, e.generator = False, None
