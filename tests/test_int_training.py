@@ -186,3 +186,17 @@ def test_fine_tune_refuses_a_graph_of_the_other_kind(graphs, data):
     updates = parse_scheme("bias:1").resolve(3)
     with pytest.raises(WorkbenchError, match="--arith int8-qas"):
         it.fine_tune(graphs[1]["fp32"], updates, x, y, arith="int8-qas", seed=0, steps=1)
+
+
+def test_a_4bit_stage_keeps_its_codes_in_minus8_to_7(data):
+    x, y = data
+    arch = Architecture.create("t", "cnn1d", (3, 16), 4, {**NET.choice, "b1_wbits": 4})
+    graph = it.deployed_graph(_trained_like(arch), arch, x, "int8")
+    first = it.int_layers(graph)[0]
+    assert first.bits == 4 and it.int_layers(graph)[1].bits == 8
+    tuned = it.fine_tune(graph, parse_scheme("full").resolve(3), x, y, arith="int8-qas", seed=0, steps=20, lr=1.0)
+    for layer in (first, it.int_layers(tuned)[0]):
+        codes = torch.clamp(layer.layer.weight.detach().round(), layer.qmin, layer.qmax)
+        assert int(codes.min()) >= -8 and int(codes.max()) <= 7 and len(torch.unique(codes)) <= 16
+        assert float(layer.layer.weight.detach().min()) >= -8 and float(layer.layer.weight.detach().max()) <= 7
+    assert not torch.equal(first.layer.weight, it.int_layers(tuned)[0].layer.weight)
