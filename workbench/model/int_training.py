@@ -201,7 +201,7 @@ class IntLayer(nn.Module):
             w = self.layer.weight
             w.copy_(torch.clamp(torch.round(w / self._shape(self.w_scale)), self.qmin, self.qmax))
             if self.layer.bias is None:
-                self.layer.bias = nn.Parameter(torch.zeros(w.shape[0]))
+                self.layer.bias = nn.Parameter(torch.zeros(w.shape[0]), requires_grad=False)
 
     def bias_to_int32(self, x_scale: float) -> None:
         """Hold the bias in int32 units of ``x_scale * s_w`` (rounded), once the input's scale is known."""
@@ -285,6 +285,7 @@ def deployed_graph(model: nn.Module, arch, calibration_x: torch.Tensor, arith: s
     with torch_threads(TRAIN_THREADS):
         graph = deployable_model(model, arch)
         graph.arith = arith.name
+        graph.requires_grad_(False)  # nothing trains until fine_tune's scheme says so
         if not arith.integer:
             return graph.eval()
         sources: list[tuple[IntLayer, ActFakeQuant]] = []
