@@ -25,6 +25,7 @@ MAP_PAGE = ROOT / "docs" / "concepts.md"  # the documentation page that shows th
 # share a floor and must not import each other).
 FLOORS: list[tuple[str, ...]] = [
     ("_infra",), ("model",), ("hardware",), ("scoring", "storages"), ("study",), ("search",), ("export",),
+    ("learning",),
     ("calibration",), ("widgets",), ("cli",),
 ]
 FLOOR_OF = {pkg: i for i, names in enumerate(FLOORS) for pkg in names}

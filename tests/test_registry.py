@@ -17,6 +17,7 @@ from workbench.model import data
 from workbench.model.evaluators import EVALUATORS
 from workbench.model.families import FAMILIES
 from workbench.model.ops import OP_KINDS, SPECS
+from workbench.model.tasks import TASKS
 from workbench.search import SAMPLERS, register_sampler
 from workbench.study.schema import Keys, StudySettings
 
@@ -77,7 +78,7 @@ def test_help_text_and_resolve():
 # ---------------------------------------------------------------- the workbench's registries
 
 REGISTRIES = {"op kind": SPECS, "model family": FAMILIES, "format": FORMATS, "sampler": SAMPLERS,
-              "evaluator": EVALUATORS}
+              "evaluator": EVALUATORS, "task": TASKS}
 
 
 @pytest.mark.parametrize("kind", REGISTRIES)

@@ -45,6 +45,7 @@ from workbench.hardware.training import (
     SEARCH_ARITH,
     SEARCH_OPTIMIZER,
     check_options,
+    format_comparison,
     format_table,
     training_cost,
     training_trust,
@@ -53,6 +54,7 @@ from workbench.hardware.trust import memory_trust, precisions_of, trust_lines
 from workbench.model.data import list_datasets
 from workbench.model.evaluators import EVALUATORS
 from workbench.model.space import all_spaces, load_space
+from workbench.model.tasks import TASKS
 from workbench.model.update_schemes import GRAMMAR as UPDATE_GRAMMAR
 from workbench.model.update_schemes import parse_scheme
 from workbench.scoring.score import format_score, score
@@ -314,13 +316,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_flags(p, "study name")
     p.add_argument("--trial", default="best", help="trial number, or 'best' (default %(default)s)")
     p.add_argument("--device", default=None, help="device profile (default: the study's target)")
-    p.add_argument("--scheme", required=True, help="what the step updates: " + UPDATE_GRAMMAR)
+    p.add_argument("--scheme", required=True, action="append", help="what the step updates: " + UPDATE_GRAMMAR
+                   + "; repeat the flag to compare schemes side by side")
     p.add_argument("--optimizer", default="sgd", help="sgd | momentum | adam (default %(default)s)")
     p.add_argument("--arith", default="int8", help="int8: a compiled engine's memory; fp32: an eager framework's "
                    "(default %(default)s)")
     p.add_argument("--batch", default="1", help="samples per step (fp32 only; default %(default)s)")
     p.add_argument("--format", default="table", help="table | json (default %(default)s)")
     p.set_defaults(handler=cmd_train_cost)
+
+    p = sub.add_parser("adapt", help="simulate on-device fine-tuning of a trial on a shifted domain: accuracy "
+                       "before, after fp32 and after integer fine-tuning",
+                       description="Fine-tune a stored trial's deployed graph (BatchNorm folded, int8 ranges of "
+                       "the exported file) on a task's adaptation samples with an update scheme, in fp32 and in "
+                       "the chosen integer arithmetic, over several seeds; print held-out accuracy without "
+                       "adaptation and after each, the scheme's training memory, and the rounding of each tensor. "
+                       "See docs/guides/on-device-learning.md.")
+    _add_study_flags(p, "study name")
+    p.add_argument("--trial", default="best", help="trial number, or 'best' (default %(default)s)")
+    p.add_argument("--task", required=True, help="a shipped shifted-domain task (" + TASKS.help_text() + ") or a path "
+                   "to your own target-domain data (.npz or folder, with the study's classes)")
+    p.add_argument("--scheme", required=True, help="what fine-tuning updates: " + UPDATE_GRAMMAR
+                   + "; or sparse:auto (needs --train-sram-budget)")
+    p.add_argument("--arith", default="int8-qas", help="fp32 | int8 | int8-qas | int8-octo (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=5, help="fine-tuning runs, seeds --seed.. (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default %(default)s)")
+    p.add_argument("--optimizer", default="sgd", help="sgd | momentum (default %(default)s)")
+    p.add_argument("--train-sram-budget", type=float, default=None, metavar="KB",
+                   help="training SRAM the scheme must fit (sparse:auto chooses within it)")
+    p.add_argument("--device", default=None, help="device profile for the training memory (default: the study's "
+                   "target)")
+    p.add_argument("--data", default=None, help="the study's data set name or path (default: the study's)")
+    p.add_argument("--format", default="table", help="table | json (default %(default)s)")
+    p.set_defaults(handler=cmd_adapt)
     return parser
 
 
@@ -746,7 +774,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_train_cost(args) -> int:
-    scheme = parse_scheme(args.scheme)  # every flag checked before the storage is opened
+    schemes = [parse_scheme(text) for text in args.scheme]  # every flag checked before the storage is opened
     if not args.batch.isdigit():
         raise WorkbenchError(f"--batch: must be an integer >= 1, got {args.batch!r}")
     check_options(args.optimizer, args.arith, int(args.batch))
@@ -756,15 +784,34 @@ def cmd_train_cost(args) -> int:
     stored = StoredStudy(args.study, args.storage)
     profile = profile or stored.target
     number, arch = trial_architecture(stored, args.trial, profile)
-    cost = training_cost(arch, profile, scheme, args.optimizer, args.arith, int(args.batch))
-    trust = training_trust(cost, profile)
+    costs = [training_cost(arch, profile, scheme, args.optimizer, args.arith, int(args.batch)) for scheme in schemes]
+    trust = training_trust(costs[0], profile)
     if args.format == "json":
-        print(json.dumps({"study": stored.name, "trial": number, "architecture": arch.summary(), **cost.to_dict(),
-                          "trust": trust}, indent=2))
-    else:
-        title = (f"training step of trial {number} of study '{stored.name}' ({arch.summary()}) on {profile.name}: "
-                 f"scheme {cost.scheme}, optimizer {cost.optimizer}, {cost.arith}")
-        print(format_table(cost, title, trust))
+        rows = [{"study": stored.name, "trial": number, "architecture": arch.summary(), **cost.to_dict(),
+                 "trust": trust} for cost in costs]
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+        return 0
+    what = f"scheme {costs[0].scheme}, " if len(costs) == 1 else ""
+    title = (f"training step of trial {number} of study '{stored.name}' ({arch.summary()}) on {profile.name}: "
+             f"{what}optimizer {costs[0].optimizer}, {costs[0].arith}")
+    print(format_table(costs[0], title, trust) if len(costs) == 1 else format_comparison(costs, title, trust))
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    from workbench.learning.adapt import adapt_trial, check_request, format_report  # heavy: torch
+
+    if args.format not in ("table", "json"):
+        raise WorkbenchError(f"--format: must be table or json, got {args.format!r}")
+    check_request(args.task, args.scheme, args.arith, args.seeds, args.seed, args.optimizer,
+                  args.train_sram_budget)  # every flag before the storage is opened
+    if args.device:
+        load_profile(args.device)
+    report = adapt_trial(args.study, args.storage, args.trial, args.task, args.scheme, args.arith,
+                         seeds=args.seeds, seed=args.seed, optimizer=args.optimizer, device=args.device,
+                         budget_kb=args.train_sram_budget, data=args.data,
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(report.to_dict(), indent=2) if args.format == "json" else format_report(report))
     return 0
 
 

@@ -2,5 +2,5 @@
 the fit of a profile's latency model to published or measured timings (``workbench calibrate``), and the
 calibration kit a board owner times.
 
-Floor 7: it builds, exports and scores models to measure them. Nothing below imports it.
+Floor 8: it builds, exports and scores models to measure them. Nothing below imports it.
 """
