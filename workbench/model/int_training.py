@@ -105,7 +105,8 @@ CLIP_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
 # Fine-tuning defaults: plain SGD, cosine-decayed to 0. Probed on shifted digits, BasicMotions and JapaneseVowels
 # with bias-only and last-two-layer schemes: a larger rate adapts biases further but lets int8 weights hit the
 # end of their fixed grid (a deployed scale caps a weight's magnitude), which float weights do not; 0.1 keeps
-# int8-qas closest to fp32 on both kinds of scheme (with BIAS_LR_SCALE below). 300 steps of 32 take seconds on these models.
+# int8-qas closest to fp32 on both kinds of scheme (with BIAS_LR_SCALE below). 300 steps of 32 take seconds on
+# these models.
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 32
 DEFAULT_LR = 0.1
@@ -375,7 +376,8 @@ def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tenso
     steps of ``optimizer`` (``sgd`` or ``momentum`` 0.9) on cross-entropy, batches of ``batch``
     (:data:`DEFAULT_BATCH`) drawn from (``x``, ``y``), learning rate ``lr`` (:data:`DEFAULT_LR`; biases and
     compensation scales ``lr * BIAS_LR_SCALE``) decayed on a cosine to 0, updating only what ``updates`` (one
-    :class:`LayerUpdate` per weight layer) allows, on the kept input channels. The same seed gives bit-identical weights; the caller's RNG is untouched."""
+    :class:`LayerUpdate` per weight layer) allows, on the kept input channels.
+    The same seed gives bit-identical weights; the caller's RNG is untouched."""
     arith = ARITHMETICS.get(arith) if isinstance(arith, str) else arith
     if arith.integer != bool(int_layers(graph)):
         raise WorkbenchError(f"--arith {arith.name}: the graph was built for "
