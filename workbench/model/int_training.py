@@ -55,7 +55,7 @@ from workbench._infra.process_settings import torch_threads
 from workbench._infra.registry import Registry
 from workbench.model.builder import OpNet
 from workbench.model.layers import ResidualBlock
-from workbench.model.quant import ActFakeQuant, QUANTISABLE, deployable_model
+from workbench.model.quant import QUANTISABLE, ActFakeQuant, deployable_model
 from workbench.model.train import TRAIN_THREADS
 from workbench.model.update_schemes import LayerUpdate
 from workbench.model.update_torch import apply_scheme, mask_channel_gradients, model_layers
@@ -76,8 +76,8 @@ class Arithmetic:
 
 
 _INT_FORWARD = (
-    ("weights", "int8 codes (int4 [-8, 7] on a 4-bit stage) per output channel, fixed scales; latent float in "
-                "integer units, rounded to nearest in the forward"),
+    ("weights", ("int8 codes (int4 [-8, 7] on a 4-bit stage) per output channel, fixed scales; latent float in "
+                "integer units, rounded to nearest in the forward")),
     ("activations", "int8 per tensor, affine, frozen calibrated ranges, round to nearest"),
     ("biases", "int32 at s_x*s_w; latent float in integer units, rounded to nearest in the forward"),
 )
@@ -97,8 +97,8 @@ ARITHMETICS.register(Arithmetic("int8-octo", "int8 forward and backward with los
                                              "clipping (our reading of Octo)", True, _INT_FORWARD + (
     ("errors", "int8 per tensor, symmetric, range clipped (MSE-best fraction of max), stochastic rounding"),
     ("weight gradients", "int8 per tensor, symmetric, range clipped, stochastic rounding; then QAS-scaled"),
-    ("update", "float32 SGD on integer-unit latents, QAS-scaled, saturating; per-channel compensation scales "
-               "trained in float")), qas=True, octo=True))
+    ("update", ("float32 SGD on integer-unit latents, QAS-scaled, saturating; per-channel compensation scales "
+               "trained in float"))), qas=True, octo=True))
 
 # Fractions of max|g| tried as the clipping range of a backward quantisation (PRC).
 CLIP_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
