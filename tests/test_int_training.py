@@ -11,7 +11,7 @@ from workbench._infra.errors import WorkbenchError
 from workbench.model import int_training as it
 from workbench.model.arch import Architecture
 from workbench.model.builder import build_model
-from workbench.model.quant import calibrate, fake_quant_weight, quantize_model, deployable_model
+from workbench.model.quant import calibrate, deployable_model, fake_quant_weight, quantize_model
 from workbench.model.space import load_space
 from workbench.model.train_graph import weight_layers
 from workbench.model.update_schemes import parse_scheme

@@ -55,7 +55,7 @@ from workbench._infra.process_settings import torch_threads
 from workbench._infra.registry import Registry
 from workbench.model.builder import OpNet
 from workbench.model.layers import ResidualBlock
-from workbench.model.quant import ActFakeQuant, QUANTISABLE, deployable_model
+from workbench.model.quant import QUANTISABLE, ActFakeQuant, deployable_model
 from workbench.model.train import TRAIN_THREADS
 from workbench.model.update_schemes import LayerUpdate
 from workbench.model.update_torch import apply_scheme, mask_channel_gradients, model_layers
@@ -76,8 +76,8 @@ class Arithmetic:
 
 
 _INT_FORWARD = (
-    ("weights", "int8 codes (int4 [-8, 7] on a 4-bit stage) per output channel, fixed scales; latent float in "
-                "integer units, rounded to nearest in the forward"),
+    ("weights", ("int8 codes (int4 [-8, 7] on a 4-bit stage) per output channel, fixed scales; latent float in "
+                "integer units, rounded to nearest in the forward")),
     ("activations", "int8 per tensor, affine, frozen calibrated ranges, round to nearest"),
     ("biases", "int32 at s_x*s_w; latent float in integer units, rounded to nearest in the forward"),
 )
@@ -97,18 +97,22 @@ ARITHMETICS.register(Arithmetic("int8-octo", "int8 forward and backward with los
                                              "clipping (our reading of Octo)", True, _INT_FORWARD + (
     ("errors", "int8 per tensor, symmetric, range clipped (MSE-best fraction of max), stochastic rounding"),
     ("weight gradients", "int8 per tensor, symmetric, range clipped, stochastic rounding; then QAS-scaled"),
-    ("update", "float32 SGD on integer-unit latents, QAS-scaled, saturating; per-channel compensation scales "
-               "trained in float")), qas=True, octo=True))
+    ("update", ("float32 SGD on integer-unit latents, QAS-scaled, saturating; per-channel compensation scales "
+               "trained in float"))), qas=True, octo=True))
 
 # Fractions of max|g| tried as the clipping range of a backward quantisation (PRC).
 CLIP_FRACTIONS = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2)
 # Fine-tuning defaults: plain SGD, cosine-decayed to 0. Probed on shifted digits, BasicMotions and JapaneseVowels
 # with bias-only and last-two-layer schemes: a larger rate adapts biases further but lets int8 weights hit the
 # end of their fixed grid (a deployed scale caps a weight's magnitude), which float weights do not; 0.1 keeps
-# int8-qas closest to fp32 on both kinds of scheme. 300 steps of 32 take seconds on these models.
+# int8-qas closest to fp32 on both kinds of scheme (with BIAS_LR_SCALE below). 300 steps of 32 take seconds on
+# these models.
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 32
 DEFAULT_LR = 0.1
+# Biases (and Octo's compensation scales) step at lr * BIAS_LR_SCALE: with one rate, bias-only schemes were still
+# far from converged when a rate large enough for them already pushed int8 weights against their grid's end.
+BIAS_LR_SCALE = 5.0
 
 
 # ---------------------------------------------------------------- the integer layer
@@ -370,9 +374,10 @@ def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tenso
               lr: float | None = None, optimizer: str = "sgd") -> nn.Module:
     """A fine-tuned copy of ``graph`` (from :func:`deployed_graph`): ``steps`` (default :data:`DEFAULT_STEPS`)
     steps of ``optimizer`` (``sgd`` or ``momentum`` 0.9) on cross-entropy, batches of ``batch``
-    (:data:`DEFAULT_BATCH`) drawn from (``x``, ``y``), learning rate ``lr`` (:data:`DEFAULT_LR`) decayed on a cosine
-    to 0, updating only what ``updates`` (one :class:`LayerUpdate` per weight layer) allows, on the kept input
-    channels. The same seed gives bit-identical weights; the caller's RNG is untouched."""
+    (:data:`DEFAULT_BATCH`) drawn from (``x``, ``y``), learning rate ``lr`` (:data:`DEFAULT_LR`; biases and
+    compensation scales ``lr * BIAS_LR_SCALE``) decayed on a cosine to 0, updating only what ``updates`` (one
+    :class:`LayerUpdate` per weight layer) allows, on the kept input channels.
+    The same seed gives bit-identical weights; the caller's RNG is untouched."""
     arith = ARITHMETICS.get(arith) if isinstance(arith, str) else arith
     if arith.integer != bool(int_layers(graph)):
         raise WorkbenchError(f"--arith {arith.name}: the graph was built for "
@@ -391,7 +396,11 @@ def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tenso
         trained = apply_scheme(tuned, tuple(updates))
         if arith.octo:
             trained += _attach_octo(tuned, updates, rounding)
-        opt = torch.optim.SGD(trained, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
+        weights = {id(layer.weight) for layer, _ in model_layers(tuned)}
+        groups = [{"params": [p for p in trained if id(p) in weights], "lr": lr},
+                  {"params": [p for p in trained if id(p) not in weights], "lr": lr * BIAS_LR_SCALE}]
+        opt = torch.optim.SGD([g for g in groups if g["params"]], lr=lr,
+                              momentum=0.9 if optimizer == "momentum" else 0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
         stream = _index_stream(len(x), batch, gen)
         loss_fn = nn.CrossEntropyLoss()
