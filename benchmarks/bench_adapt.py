@@ -56,6 +56,7 @@ def make_study(space: str, storage: str, trials: int) -> str:
     study = f"adapt-{space}"
     args = ["search", "--space", space, "--device", DEVICE, "--trials", str(trials), "--study", study,
             "--storage", storage, "--seed", "0"]
+    print(f"searching {space} ({trials} trials) ...", file=sys.stderr, flush=True)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if cli_main(args) != 0:
             raise SystemExit(f"workbench {' '.join(args)} failed")
@@ -86,7 +87,9 @@ def bench_task(task, storage: str, study: str, args, rows: Rows) -> None:
     base = f"workbench adapt --study {study} --storage <db> --trial best --task {task.name} --seeds {args.seeds}"
 
     def run(scheme, arith, budget_kb=None):
-        return adapt_trial(study, storage, "best", task.name, scheme, arith, seeds=args.seeds, budget_kb=budget_kb)
+        print(f"{task.name}: {scheme} {arith} ...", file=sys.stderr, flush=True)
+        return adapt_trial(study, storage, "best", task.name, scheme, arith, seeds=args.seeds, budget_kb=budget_kb,
+                           log=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
     qas = run(bias, "int8-qas")
     print(f"\ntask {task.name} ({task.help}); trial {qas.trial}: {qas.architecture}; {n} weight layers; "
