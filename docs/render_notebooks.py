@@ -11,7 +11,7 @@ the state it ended in: its HTML parts as they were, its plotly figures drawn by 
 plotly wheel, served with the site), its buttons and pickers shown but inert. A note at the top of each page
 says so, and gives the budget, the machine and the time the run took.
 
-``python docs/render_notebooks.py [NAME ...]`` (all four by default); ``python docs/build.py`` runs it and
+``python docs/render_notebooks.py [NAME ...]`` (every notebook by default); ``python docs/build.py`` runs it and
 then ``mkdocs build --strict``.
 """
 from __future__ import annotations

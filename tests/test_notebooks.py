@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SMALL = {"WORKBENCH_TRIALS": "4", "WORKBENCH_EPOCHS": "1", "WORKBENCH_EXPORT_FORMAT": "onnx"}
+SMALL = {"WORKBENCH_TRIALS": "4", "WORKBENCH_EPOCHS": "1", "WORKBENCH_EXPORT_FORMAT": "onnx",
+         "WORKBENCH_SEEDS": "2"}  # SEEDS: fine-tuning seeds per scheme (05_on_device_learning)
 
 
 def _require(*modules: str) -> None:
@@ -30,9 +31,10 @@ def _require(*modules: str) -> None:
             pytest.skip(reason)
 
 
-def test_four_notebooks_exist():
+def test_five_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_compare_devices.ipynb",
-                                           "03_quantization_policy.ipynb", "04_bring_your_own.ipynb"]
+                                           "03_quantization_policy.ipynb", "04_bring_your_own.ipynb",
+                                           "05_on_device_learning.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
