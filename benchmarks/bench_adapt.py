@@ -8,7 +8,8 @@ std over ``--seeds`` seeds. The goals, checked on every task:
 
 * adapted vs not adapted: ``bias:K`` in ``int8-qas`` gains >= +5 points;
 * ``int8-qas`` vs ``fp32`` with the same scheme: within 1.0 point (the gap without QAS, ``int8``, is shown);
-* ``int8-octo`` (int8 in both passes) vs ``fp32``: within 2.0 points;
+* ``int8-octo`` (int8 in both passes) vs ``fp32``: at most 2.0 points below (above is no loss: Octo's
+  compensation scales are trained parameters the fp32 run does not have, so it may end above the reference);
 * ``sparse:auto`` at <= 25 % of ``last:L``'s training memory: accuracy >= ``last:L``'s - 0.5 point.
 
 "Training memory" in the last goal is what training adds to the device's inference peak: peak training SRAM
@@ -121,7 +122,8 @@ def bench_task(task, storage: str, study: str, args, rows: Rows) -> None:
     rows.goal(f"{task.name}: {bias} int8-qas gains {100 * gain:+.1f} points (>= +5)", gain >= GAIN_MIN)
     rows.goal(f"{task.name}: int8-qas vs fp32 {100 * gap_qas:+.2f} points (within 1.0; without QAS "
               f"{100 * gap_naive:+.2f})", abs(gap_qas) <= QAS_GAP)
-    rows.goal(f"{task.name}: int8-octo vs fp32 {100 * gap_octo:+.2f} points (within 2.0)", abs(gap_octo) <= OCTO_GAP)
+    rows.goal(f"{task.name}: int8-octo vs fp32 {100 * gap_octo:+.2f} points (no more than 2.0 below)",
+              gap_octo >= -OCTO_GAP)
     auto_vs = auto.result("int8-qas").mean - full.result("int8-qas").mean
     rows.goal(f"{task.name}: sparse:auto at {100 * added['auto'] / max(added['last'], 1):.0f} % of {last}'s added "
               f"memory, {100 * auto_vs:+.2f} points vs {last} (>= -0.5)",

@@ -35,6 +35,8 @@ Log = Callable[[str], None]
 MAX_SEEDS = 100  # a mean ± std needs a handful; each seed trains twice
 CALIBRATION_SAMPLES = 512  # source-domain samples that set the deployed activation ranges (as the exporters do)
 REFERENCE = "fp32"  # the arithmetic every other one is compared with
+SIMULATED = ("adaptation accuracy: simulated on the host (PyTorch; integer arithmetic emulated in float32 with "
+             "rounding at every quantisation point), not run on a board")
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, sc
     cost = training_cost(arch, profile, chosen, request.optimizer, memory_arith(request.arith))
     return AdaptReport(study, source.number, arch.summary(), profile.name, target.name, target.description,
                        len(x_adapt), len(x_test), chosen.text, request.arith, request.seeds, source_accuracy,
-                       not_adapted, results, cost, training_trust(cost, profile),
+                       not_adapted, results, cost, [SIMULATED, *training_trust(cost, profile)],
                        ARITHMETICS.get(request.arith).rounding, training, choice)
 
 
