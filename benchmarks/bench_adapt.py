@@ -71,8 +71,8 @@ class Rows:
     def __init__(self):
         self.failures: list[str] = []
 
-    def row(self, label: str, command: str, report, arith: str | None = None) -> None:
-        r = report.result(arith or report.arith)
+    def row(self, label: str, command: str, report, arith: str = "int8-qas") -> None:
+        r = report.result(arith)
         print(f"  {label:<34}{r.text():>18}{100 * (r.mean - report.not_adapted):>+8.1f}p   {command}", flush=True)
 
     def goal(self, text: str, ok: bool) -> None:
@@ -92,18 +92,16 @@ def bench_task(task, storage: str, study: str, args, rows: Rows) -> None:
         return adapt_trial(study, storage, "best", task.name, scheme, arith, seeds=args.seeds, budget_kb=budget_kb,
                            log=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
 
-    qas = run(bias, "int8-qas")
+    qas = run(bias, "int8-qas,int8,int8-octo")  # one run: the fp32 reference once, the three arithmetics against it
     print(f"\ntask {task.name} ({task.help}); trial {qas.trial}: {qas.architecture}; {n} weight layers; "
           f"{qas.adapt_samples} adaptation / {qas.test_samples} held-out samples", flush=True)
     print(f"  {'':<34}{'accuracy':>18}{'gain':>9}   command", flush=True)
     print(f"  {'source data (deployed)':<34}{qas.source_accuracy:>18.4f}", flush=True)
     print(f"  {'not adapted (deployed)':<34}{qas.not_adapted:>18.4f}", flush=True)
-    rows.row(f"{bias} fp32", f"{base} --scheme {bias} --arith fp32", qas, "fp32")
-    rows.row(f"{bias} int8-qas", f"{base} --scheme {bias} --arith int8-qas", qas)
-    naive = run(bias, "int8")
-    rows.row(f"{bias} int8 (no QAS)", f"{base} --scheme {bias} --arith int8", naive)
-    octo = run(bias, "int8-octo")
-    rows.row(f"{bias} int8-octo", f"{base} --scheme {bias} --arith int8-octo", octo)
+    command = f"{base} --scheme {bias} --arith int8-qas,int8,int8-octo"
+    for arith, label in (("fp32", "fp32"), ("int8-qas", "int8-qas"), ("int8", "int8 (no QAS)"),
+                         ("int8-octo", "int8-octo")):
+        rows.row(f"{bias} {label}", command, qas, arith)
     full = run(last, "int8-qas")
     rows.row(f"{last} int8-qas", f"{base} --scheme {last} --arith int8-qas", full)
     arena = full.cost.forward_arena
@@ -116,8 +114,8 @@ def bench_task(task, storage: str, study: str, args, rows: Rows) -> None:
           f"{added['last']:,} B, sparse:auto {added['auto']:,} B ({100 * added['auto'] / max(added['last'], 1):.0f} %)",
           flush=True)
     gap_qas = qas.result("int8-qas").mean - qas.result("fp32").mean
-    gap_naive = naive.result("int8").mean - naive.result("fp32").mean
-    gap_octo = octo.result("int8-octo").mean - octo.result("fp32").mean
+    gap_naive = qas.result("int8").mean - qas.result("fp32").mean
+    gap_octo = qas.result("int8-octo").mean - qas.result("fp32").mean
     gain = qas.result("int8-qas").mean - qas.not_adapted
     rows.goal(f"{task.name}: {bias} int8-qas gains {100 * gain:+.1f} points (>= +5)", gain >= GAIN_MIN)
     rows.goal(f"{task.name}: int8-qas vs fp32 {100 * gap_qas:+.2f} points (within 1.0; without QAS "

@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "to your own target-domain data (.npz or folder, with the study's classes)")
     p.add_argument("--scheme", required=True, help="what fine-tuning updates: " + UPDATE_GRAMMAR
                    + "; or sparse:auto (needs --train-sram-budget)")
-    p.add_argument("--arith", default="int8-qas", help="fp32 | int8 | int8-qas | int8-octo (default %(default)s)")
+    p.add_argument("--arith", default="int8-qas", help="fp32 | int8 | int8-qas | int8-octo, or several "
+                   "comma-separated (each compared with the fp32 reference; default %(default)s)")
     p.add_argument("--seeds", type=int, default=5, help="fine-tuning runs, seeds --seed.. (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="first seed (default %(default)s)")
     p.add_argument("--optimizer", default="sgd", help="sgd | momentum (default %(default)s)")

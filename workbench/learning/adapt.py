@@ -79,7 +79,7 @@ class AdaptReport:
     results: list[ArithResult]
     cost: TrainingCost
     trust: list[str]
-    rounding: tuple[tuple[str, str], ...]
+    rounding: dict[str, tuple[tuple[str, str], ...]]  # per compared arithmetic: (tensor, rounding) pairs
     training: dict = field(default_factory=dict)  # how the trial's weights were rebuilt (trial_source)
     choice: object | None = None  # sparse:auto: the contribution analysis' :class:`~.contribution.Choice`
 
@@ -94,7 +94,7 @@ class AdaptReport:
         out["results"] = {r.arith: {"mean": r.mean, "std": r.std, "accuracies": list(r.accuracies),
                                     "gain": r.mean - self.not_adapted} for r in self.results}
         out["training_memory"] = self.cost.to_dict()
-        out["rounding"] = dict(self.rounding)
+        out["rounding"] = {name: dict(pairs) for name, pairs in self.rounding.items()}
         out["trust"] = self.trust
         out["training"] = self.training
         if self.choice is not None:
@@ -108,10 +108,15 @@ class AdaptRequest:
 
     task: str
     scheme: UpdateScheme | None  # None: sparse:auto
-    arith: str
+    ariths: tuple[str, ...]  # the arithmetics compared with the fp32 reference (the first one picks sparse:auto)
     seeds: tuple[int, ...]
     optimizer: str
     budget_bytes: int | None
+
+    @property
+    def arith(self) -> str:
+        """The arithmetic that picks ``sparse:auto`` and whose memory count is reported: the first given."""
+        return self.ariths[0]
 
 
 def check_request(task: str, scheme: str, arith: str, seeds: int = 5, seed: int = 0, optimizer: str = "sgd",
@@ -122,7 +127,9 @@ def check_request(task: str, scheme: str, arith: str, seeds: int = 5, seed: int 
     if str(task) not in TASKS and not Path(str(task)).exists():
         raise WorkbenchError(f"--task: unknown task {str(task)!r} and no such path (shipped tasks: "
                              f"{', '.join(TASKS)})")
-    ARITHMETICS.check(arith)
+    ariths = tuple(dict.fromkeys(name.strip() for name in str(arith).split(",")))
+    for name in ariths:
+        ARITHMETICS.check(name)
     check_count("--seeds", seeds, 1, MAX_SEEDS)
     check_count("--seed", seed, 0, 2 ** 32 - 1 - seeds)
     if optimizer not in ("sgd", "momentum"):
@@ -140,7 +147,7 @@ def check_request(task: str, scheme: str, arith: str, seeds: int = 5, seed: int 
         parsed = None
     else:
         parsed = parse_scheme(scheme)
-    return AdaptRequest(str(task), parsed, arith, tuple(range(seed, seed + seeds)), optimizer, budget)
+    return AdaptRequest(str(task), parsed, ariths, tuple(range(seed, seed + seeds)), optimizer, budget)
 
 
 def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, scheme: str, arith: str = "int8-qas",
@@ -165,7 +172,7 @@ def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, sc
     x_adapt, x_test = target.target.adapted(arch.input_shape)
     y_adapt, y_test = _labels(target.target)
     calibration = x_source[:CALIBRATION_SAMPLES]
-    graphs = {name: deployed_graph(model, arch, calibration, name) for name in {REFERENCE, request.arith}}
+    graphs = {name: deployed_graph(model, arch, calibration, name) for name in (REFERENCE, *request.ariths)}
     deployed = graphs[request.arith]
     source_accuracy = accuracy(deployed, x_source_test, _labels(dataset)[1])
     not_adapted = accuracy(deployed, x_test, y_test)
@@ -180,9 +187,10 @@ def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, sc
     results = _fine_tune_all(graphs, updates, x_adapt, y_adapt, x_test, y_test, request, say)
     cost = training_cost(arch, profile, chosen, request.optimizer, memory_arith(request.arith))
     return AdaptReport(study, source.number, arch.summary(), profile.name, target.name, target.description,
-                       len(x_adapt), len(x_test), chosen.text, request.arith, request.seeds, source_accuracy,
+                       len(x_adapt), len(x_test), chosen.text, ",".join(request.ariths), request.seeds,
+                       source_accuracy,
                        not_adapted, results, cost, [SIMULATED, *training_trust(cost, profile)],
-                       ARITHMETICS.get(request.arith).rounding, training, choice)
+                       {name: ARITHMETICS.get(name).rounding for name in request.ariths}, training, choice)
 
 
 def _labels(dataset) -> tuple:
@@ -204,7 +212,7 @@ def _check_budget(arch, profile, scheme: UpdateScheme, request: AdaptRequest) ->
 def _fine_tune_all(graphs: dict, updates, x_adapt, y_adapt, x_test, y_test, request: AdaptRequest,
                    say: Log) -> list[ArithResult]:
     """Fine-tune the reference and the chosen arithmetic once per seed; held-out accuracy of each."""
-    names = [REFERENCE] + ([request.arith] if request.arith != REFERENCE else [])
+    names = list(dict.fromkeys((REFERENCE, *request.ariths)))
     scores: dict[str, list[float]] = {name: [] for name in names}
     for i, seed in enumerate(request.seeds):
         for name in names:
@@ -229,9 +237,8 @@ def format_report(report: AdaptReport) -> str:
     for r in report.results:
         label = f"fine-tuned, {r.arith}"
         lines.append(f"{label:<34}{r.text():>18}{100 * (r.mean - report.not_adapted):>+9.1f}p")
-    if len(report.results) > 1:
-        gap = report.results[1].mean - report.results[0].mean
-        lines.append(f"{report.arith} vs fp32: {100 * gap:+.2f} points")
+    for r in report.results[1:]:
+        lines.append(f"{r.arith} vs fp32: {100 * (r.mean - report.results[0].mean):+.2f} points")
     if report.choice is not None:
         lines += report.choice.lines()
     c = report.cost
@@ -240,7 +247,8 @@ def format_report(report: AdaptReport) -> str:
                  f"({'fits' if c.fits_sram else 'does NOT fit'}; forward arena {c.forward_arena / 1024:.1f} KB, "
                  f"training adds {(c.peak_sram_bytes - c.forward_arena) / 1024:.1f} KB) — "
                  f"workbench train-cost --scheme {report.scheme} for its parts")
-    lines.append(f"rounding in {report.arith}:")
-    lines += [f"  {tensor}: {rule}" for tensor, rule in report.rounding]
+    for name, pairs in report.rounding.items():
+        lines.append(f"rounding in {name}:")
+        lines += [f"  {tensor}: {rule}" for tensor, rule in pairs]
     lines += report.trust
     return "\n".join(lines)
