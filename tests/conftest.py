@@ -71,3 +71,14 @@ def profile_copy(tmp_path):
         return dst
 
     return copy
+
+
+def one_trial_study(tmp_path_factory, study: str) -> str:
+    """The storage URL of a new study ``study`` holding one trained ``sensor-imu`` trial (1 epoch, seed 2) for the
+    stm32f746: the smallest study a command that reads a trial can work on (module fixtures call it)."""
+    from workbench.cli import main
+
+    storage = f"sqlite:///{tmp_path_factory.mktemp(study) / f'{study}.db'}"
+    assert main(["search", "--space", "sensor-imu", "--device", "stm32f746", "--trials", "1", "--epochs", "1",
+                 "--study", study, "--storage", storage, "--seed", "2"]) == 0
+    return storage

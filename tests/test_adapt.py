@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import one_trial_study
 
 from workbench.model.tasks import tasks_for
 
@@ -13,12 +14,7 @@ IMU_DATA = "basic-motions-1s"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from workbench.cli import main
-
-    storage = f"sqlite:///{tmp_path_factory.mktemp('adapt') / 'adapt.db'}"
-    assert main(["search", "--space", "sensor-imu", "--device", "stm32f746", "--trials", "1", "--epochs", "1",
-                 "--study", "ad", "--storage", storage, "--seed", "2"]) == 0
-    return storage
+    return one_trial_study(tmp_path_factory, "ad")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import one_trial_study
 
 from workbench._infra.errors import WorkbenchError
 from workbench.hardware.cost import estimate
@@ -242,12 +243,7 @@ def test_schemes_that_ask_for_missing_layers_are_refused(text, expected):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from workbench.cli import main
-
-    storage = f"sqlite:///{tmp_path_factory.mktemp('train') / 'train.db'}"
-    assert main(["search", "--space", "sensor-imu", "--device", "stm32f746", "--trials", "1", "--epochs", "1",
-                 "--study", "tc", "--storage", storage, "--seed", "2"]) == 0
-    return storage
+    return one_trial_study(tmp_path_factory, "tc")
 
 
 def test_train_cost_table_and_json(cli, study):

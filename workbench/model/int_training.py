@@ -56,7 +56,7 @@ from workbench._infra.registry import Registry
 from workbench.model.builder import OpNet
 from workbench.model.layers import ResidualBlock
 from workbench.model.quant import QUANTISABLE, ActFakeQuant, deployable_model
-from workbench.model.train import TRAIN_THREADS
+from workbench.model.train import TRAIN_THREADS, index_stream
 from workbench.model.update_schemes import LayerUpdate
 from workbench.model.update_torch import apply_scheme, mask_channel_gradients, model_layers
 
@@ -338,15 +338,6 @@ def n_layers(graph: nn.Module) -> int:
 
 # ---------------------------------------------------------------- fine-tuning
 
-def _index_stream(n: int, batch: int, gen: torch.Generator):
-    pending = torch.empty(0, dtype=torch.long)
-    while True:
-        while len(pending) < batch:
-            pending = torch.cat([pending, torch.randperm(n, generator=gen)])
-        yield pending[:batch]
-        pending = pending[batch:]
-
-
 def _owner_of(graph: nn.Module) -> dict[int, IntLayer]:
     return {id(w.layer): w for w in int_layers(graph)}
 
@@ -404,7 +395,7 @@ def fine_tune(graph: nn.Module, updates: tuple[LayerUpdate, ...], x: torch.Tenso
         opt = torch.optim.SGD([g for g in groups if g["params"]], lr=lr,
                               momentum=0.9 if optimizer == "momentum" else 0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-        stream = _index_stream(len(x), batch, gen)
+        stream = index_stream(len(x), batch, gen)
         loss_fn = nn.CrossEntropyLoss()
         tuned.train()
         for _ in range(steps if trained else 0):

@@ -56,7 +56,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
 
 
-def _index_stream(n: int, batch_size: int, gen: torch.Generator):
+def index_stream(n: int, batch_size: int, gen: torch.Generator):
     """Endless full-size batches of indices: reshuffled passes over the data, joined end to end."""
     pending = torch.empty(0, dtype=torch.long)
     while True:
@@ -153,7 +153,7 @@ def train_and_evaluate(arch, dataset, *, epochs: int = 3, batch_size: int = 64, 
             return 0.5 * (1 + math.cos(math.pi * t))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-        stream = _index_stream(n, batch_size, gen)
+        stream = index_stream(n, batch_size, gen)
         loss_fn = nn.CrossEntropyLoss()
         losses = []
         model.train()
