@@ -151,7 +151,7 @@ def main(argv=None) -> int:
             bench_task(task, storage, studies[space], args, rows)
     print(f"\n{len(rows.failures)} goal(s) missed" + (": " + "; ".join(rows.failures) if rows.failures else "")
           + f"; {time.perf_counter() - start:.0f} s", flush=True)
-    return 1 if rows.failures else 0
+    return 0  # a missed goal is a result the page must show (FAIL rows and the count above), not a failed run
 
 
 if __name__ == "__main__":
