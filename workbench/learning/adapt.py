@@ -172,7 +172,7 @@ def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, sc
     x_adapt, x_test = target.target.adapted(arch.input_shape)
     y_adapt, y_test = _labels(target.target)
     calibration = x_source[:CALIBRATION_SAMPLES]
-    graphs = {name: deployed_graph(model, arch, calibration, name) for name in (REFERENCE, *request.ariths)}
+    graphs = _deployed_graphs(model, arch, calibration, (REFERENCE, *request.ariths))
     deployed = graphs[request.arith]
     source_accuracy = accuracy(deployed, x_source_test, _labels(dataset)[1])
     not_adapted = accuracy(deployed, x_test, y_test)
@@ -191,6 +191,19 @@ def adapt_trial(study: str, storage: str | None, trial: int | str, task: str, sc
                        source_accuracy,
                        not_adapted, results, cost, [SIMULATED, *training_trust(cost, profile)],
                        {name: ARITHMETICS.get(name).rounding for name in request.ariths}, training, choice)
+
+
+def _deployed_graphs(model, arch, calibration, names) -> dict:
+    """Each arithmetic's starting graph: the graph depends only on integer vs float (fine_tune copies it), so every
+    integer arithmetic shares one build and one activation calibration."""
+    built: dict[bool, object] = {}
+    graphs = {}
+    for name in names:
+        integer = ARITHMETICS.get(name).integer
+        if integer not in built:
+            built[integer] = deployed_graph(model, arch, calibration, name)
+        graphs[name] = built[integer]
+    return graphs
 
 
 def _labels(dataset) -> tuple:
